@@ -1,0 +1,16 @@
+"""spacy-multitask-intent: joint query intent + task-specific NER for spaCy."""
+from .extensions import install_extensions
+from .model import build_encoder, build_intent_ner_model  # registers architectures
+from .scoring import make_intent_ner_scorer, score_intent_ner  # registers the scorer
+from .component import IntentNER, make_intent_ner  # registers the factory
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "IntentNER",
+    "install_extensions",
+    "make_intent_ner",
+    "build_encoder",
+    "build_intent_ner_model",
+    "score_intent_ner",
+]

@@ -1,0 +1,568 @@
+"""The `intent_ner` trainable component (Shah & Siskind's multi-task model).
+
+One encoder, two token-level heads: BIO entity tags (softmax) and intents
+(sigmoid, one output per intent label).  Every word of a query is trained
+towards the query's intent vector; at inference each word has its own intent
+scores, and `doc.cats` aggregates them.
+"""
+import os
+import warnings
+from itertools import islice
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc, Span
+from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.vocab import Vocab
+from thinc.api import Model, Optimizer
+
+from .decoding import biluo_to_bio_ids, bio_tags, tags_to_spans, transition_mask, viterbi
+from .extensions import LABELS_ATTR, SCORES_ATTR, install_extensions
+from .scoring import score_intent_ner
+
+UPDATE_MODES = ("alternating", "joint", "ner_only")
+AGGREGATIONS = ("mean", "max")
+
+DEFAULT_MODEL = """
+[model]
+@architectures = "spacy_multitask_intent.IntentNER.v1"
+dropout = 0.1
+
+[model.encoder]
+@architectures = "spacy_multitask_intent.Encoder.v1"
+name = "all-MiniLM-L6-v2"
+window = 128
+stride = 96
+"""
+
+
+@Language.factory(
+    "intent_ner",
+    assigns=["doc.ents", "doc.cats", "token._.intent"],
+    default_config={
+        "model": DEFAULT_MODEL,
+        "update_mode": "alternating",
+        "intent_lr_factor": 0.1,
+        "intent_weight": 1.0,
+        "cats_aggregation": "mean",
+        "intent_thresholds": {},
+        "gating": {},
+        "gate_thresholds": {},
+        "scorer": {"@scorers": "spacy_multitask_intent.intent_ner_scorer.v1"},
+    },
+    default_score_weights={
+        "ents_f": 0.5,
+        "intent_acc": 0.25,
+        "frame_acc": 0.25,
+        "ents_p": 0.0,
+        "ents_r": 0.0,
+        "cats_micro_f": None,
+        "cats_macro_f": None,
+        "cats_macro_auc": None,
+        "ents_per_type": None,
+    },
+)
+def make_intent_ner(
+    nlp: Language,
+    name: str,
+    model: Model,
+    update_mode: str,
+    intent_lr_factor: float,
+    intent_weight: float,
+    cats_aggregation: str,
+    intent_thresholds: Dict[str, float],
+    gating: Dict[str, List[str]],
+    gate_thresholds: Dict[str, float],
+    scorer: Optional[Callable],
+) -> "IntentNER":
+    return IntentNER(
+        nlp.vocab,
+        model,
+        name,
+        update_mode=update_mode,
+        intent_lr_factor=intent_lr_factor,
+        intent_weight=intent_weight,
+        cats_aggregation=cats_aggregation,
+        intent_thresholds=intent_thresholds,
+        gating=gating,
+        gate_thresholds=gate_thresholds,
+        scorer=scorer,
+    )
+
+
+class _ScaledLR:
+    """An optimizer view whose every call uses lr_scale × the learn rate.
+
+    With Adam, scaling a loss or gradient leaves the step size unchanged, so
+    the intent step is made smaller by scaling the learning rate itself.
+    """
+
+    def __init__(self, optimizer: Optimizer, scale: float):
+        self.optimizer, self.scale = optimizer, scale
+
+    def __call__(self, key, weights, gradient, *, lr_scale: float = 1.0):
+        return self.optimizer(key, weights, gradient, lr_scale=lr_scale * self.scale)
+
+    def __getattr__(self, name):
+        return getattr(self.optimizer, name)
+
+
+class IntentNER(TrainablePipe):
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model,
+        name: str = "intent_ner",
+        *,
+        update_mode: str = "alternating",
+        intent_lr_factor: float = 0.1,
+        intent_weight: float = 1.0,
+        cats_aggregation: str = "mean",
+        intent_thresholds: Optional[Dict[str, float]] = None,
+        gating: Optional[Dict[str, List[str]]] = None,
+        gate_thresholds: Optional[Dict[str, float]] = None,
+        scorer: Optional[Callable] = score_intent_ner,
+    ):
+        if update_mode not in UPDATE_MODES:
+            raise ValueError(
+                f"intent_ner: update_mode must be one of {UPDATE_MODES}, got '{update_mode}'"
+            )
+        if cats_aggregation not in AGGREGATIONS:
+            raise ValueError(
+                f"intent_ner: cats_aggregation must be one of {AGGREGATIONS}, got '{cats_aggregation}'"
+            )
+        if intent_lr_factor < 0 or intent_weight < 0:
+            raise ValueError("intent_ner: intent_lr_factor and intent_weight must be >= 0")
+        install_extensions()
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.scorer = scorer
+        self.cfg = {
+            "labels": [],
+            "intents": [],
+            "multi_label": False,
+            "update_mode": update_mode,
+            "intent_lr_factor": float(intent_lr_factor),
+            "intent_weight": float(intent_weight),
+            "cats_aggregation": cats_aggregation,
+            "intent_thresholds": dict(intent_thresholds or {}),
+            "gating": {k: list(v) for k, v in (gating or {}).items()},
+            "gate_thresholds": dict(gate_thresholds or {}),
+        }
+        self._pending: Optional[Dict] = None  # NER-pass gradients awaiting finish_update
+        self._warned_no_cats = False
+
+    # ------------------------------------------------------------------ labels
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        """Entity labels."""
+        return tuple(self.cfg["labels"])
+
+    @property
+    def intent_labels(self) -> Tuple[str, ...]:
+        return tuple(self.cfg["intents"])
+
+    @property
+    def label_data(self) -> Dict[str, List[str]]:
+        return {"ents": list(self.labels), "intents": list(self.intent_labels)}
+
+    @property
+    def tags(self) -> List[str]:
+        return bio_tags(self.labels)
+
+    @property
+    def uses_intents(self) -> bool:
+        return self.cfg["update_mode"] != "ner_only" and bool(self.cfg["intents"])
+
+    def _check_resizable(self, what: str) -> None:
+        if self.model.get_ref("ner_head").has_dim("nO"):
+            raise ValueError(
+                f"intent_ner: cannot add {what} after the model is initialized; "
+                "add labels before nlp.initialize()."
+            )
+
+    def add_label(self, label: str) -> int:
+        """Add an entity label. Returns 1 if added, 0 if already present."""
+        if not isinstance(label, str) or not label:
+            raise ValueError(f"intent_ner: entity label must be a non-empty string, got {label!r}")
+        if label in self.cfg["labels"]:
+            return 0
+        self._check_resizable(f"entity label '{label}'")
+        self.cfg["labels"].append(label)
+        self.vocab.strings.add(label)
+        return 1
+
+    def add_intent(self, label: str) -> int:
+        if not isinstance(label, str) or not label:
+            raise ValueError(f"intent_ner: intent label must be a non-empty string, got {label!r}")
+        if label in self.cfg["intents"]:
+            return 0
+        self._check_resizable(f"intent '{label}'")
+        self.cfg["intents"].append(label)
+        return 1
+
+    # -------------------------------------------------------------- initialize
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[Dict[str, List[str]]] = None,
+    ) -> None:
+        """Collect labels (or take `labels` from `spacy init labels`), load
+        the encoder weights and size both heads."""
+        validate_get_examples(get_examples, "IntentNER.initialize")
+        ents, intents, multi = set(), set(), False
+        n_with_cats = 0
+        sample: List[Doc] = []
+        for eg in get_examples():
+            ents.update(e.label_ for e in eg.reference.ents)
+            gold = [k for k, v in eg.reference.cats.items() if v >= 0.5]
+            intents.update(eg.reference.cats)
+            if eg.reference.cats:
+                n_with_cats += 1
+                multi = multi or len(gold) != 1
+            if len(sample) < 10 and len(eg.predicted):
+                sample.append(eg.predicted)
+        if labels is not None:
+            ents, intents = set(labels.get("ents", [])), set(labels.get("intents", []))
+        self.cfg["labels"], self.cfg["intents"] = [], []
+        for label in sorted(ents):
+            self.add_label(label)
+        for label in sorted(intents):
+            self.add_intent(label)
+        self.cfg["multi_label"] = bool(multi)
+        if not self.cfg["labels"]:
+            raise ValueError(
+                "intent_ner: the training examples hold no entities (doc.ents), so "
+                "there is no entity label to learn. Check the training corpus."
+            )
+        if self.cfg["update_mode"] != "ner_only" and not self.cfg["intents"]:
+            raise ValueError(
+                "intent_ner: the training examples hold no intents (doc.cats is empty "
+                f"in all of them) but update_mode='{self.cfg['update_mode']}'. Add "
+                "intents as doc.cats, or set update_mode = \"ner_only\"."
+            )
+        self.model.get_ref("ner_head").set_dim("nO", len(self.tags), force=True)
+        self.model.get_ref("intent_head").set_dim("nO", max(1, len(self.cfg["intents"])), force=True)
+        self.model.initialize(X=sample or None)
+
+    # --------------------------------------------------------------- forward
+    def _encode(self, docs: List[Doc], is_train: bool):
+        vectors, bp = self.model.get_ref("encoder")(docs, is_train)
+        lengths = [len(v) for v in vectors]
+        X = self.model.ops.flatten(vectors, pad=0)
+        return X, lengths, bp
+
+    def predict(self, docs: Iterable[Doc]):
+        """(tag probabilities, intent probabilities or None) per doc."""
+        _guard_forked_torch()
+        docs = list(docs)
+        ner_out: List[numpy.ndarray] = [numpy.zeros((len(d), len(self.tags)), "f") for d in docs]
+        intent_out: List[Optional[numpy.ndarray]] = [None] * len(docs)
+        idx = [i for i, d in enumerate(docs) if len(d)]
+        if not idx or not self.model.get_ref("ner_head").has_dim("nO"):
+            return ner_out, intent_out
+        ops = self.model.ops
+        X, lengths, _ = self._encode([docs[i] for i in idx], False)
+        ner = ops.to_numpy(self.model.get_ref("ner_head").predict(X))
+        ner = _softmax(ner)
+        for i, part in zip(idx, numpy.split(ner, numpy.cumsum(lengths)[:-1])):
+            ner_out[i] = part
+        if self.uses_intents:
+            logits = ops.to_numpy(self.model.get_ref("intent_head").predict(X))
+            probs = 1.0 / (1.0 + numpy.exp(-logits))
+            for i, part in zip(idx, numpy.split(probs.astype("f"), numpy.cumsum(lengths)[:-1])):
+                intent_out[i] = part
+        return ner_out, intent_out
+
+    def set_annotations(self, docs: Iterable[Doc], scores) -> None:
+        docs = list(docs)
+        ner_probs, intent_probs = scores
+        tags = self.tags
+        allowed, start = transition_mask(tags)
+        log_probs = []
+        for doc, probs in zip(docs, ner_probs):
+            lp = numpy.log(numpy.clip(probs, 1e-9, 1.0))
+            if len(doc):
+                # Whitespace tokens are never part of an entity.
+                space = numpy.fromiter((t.is_space for t in doc), bool, len(doc))
+                lp[space, 1:] = -1e9
+            log_probs.append(lp)
+        paths = viterbi(log_probs, allowed, start) if log_probs else []
+        intents = self.intent_labels
+        agg = numpy.max if self.cfg["cats_aggregation"] == "max" else numpy.mean
+        gating = self.cfg["gating"]
+        gate_thr = self.cfg["gate_thresholds"]
+        for doc, path, iprobs in zip(docs, paths, intent_probs):
+            spans = tags_to_spans(path, tags)
+            if iprobs is not None and len(doc):
+                doc._.set(SCORES_ATTR, iprobs)
+                doc._.set(LABELS_ATTR, intents)
+                cats = agg(iprobs, axis=0)
+                doc.cats.update(zip(intents, cats.tolist()))
+                if gating:
+                    spans = [s for s in spans if self._licensed(s, iprobs, gating, gate_thr)]
+            doc.set_ents([Span(doc, s, e, label=l) for s, e, l in spans])
+
+    def _licensed(self, span, iprobs, gating, gate_thr) -> bool:
+        start, end, label = span
+        licensing = gating.get(label)
+        if not licensing:
+            return True
+        index = {l: i for i, l in enumerate(self.intent_labels)}
+        word_scores = iprobs[start:end].mean(axis=0)
+        return any(
+            word_scores[index[intent]] >= gate_thr.get(intent, 0.5)
+            for intent in licensing
+            if intent in index
+        )
+
+    # ------------------------------------------------------------------ update
+    def _targets(self, examples: List[Example]):
+        tag_index = {t: i for i, t in enumerate(self.tags)}
+        intent_index = {l: i for i, l in enumerate(self.intent_labels)}
+        tag_ids = numpy.concatenate(
+            [biluo_to_bio_ids(eg.get_aligned_ner(), tag_index) for eg in examples]
+        )
+        rows, masks = [], []
+        for n, eg in enumerate(examples):
+            vec = numpy.zeros((len(intent_index),), "f")
+            cats = eg.reference.cats
+            unknown = [l for l in cats if l not in intent_index]
+            if unknown and self.uses_intents:
+                raise ValueError(
+                    f"intent_ner: example {n} of the batch ('{eg.reference.text[:60]}') has "
+                    f"intents {unknown} that the component was not initialized with "
+                    f"(known: {list(intent_index)}). Re-run nlp.initialize() on data that "
+                    "contains them, or add them with add_intent() before initializing."
+                )
+            for label, value in cats.items():
+                if label in intent_index:
+                    vec[intent_index[label]] = float(value)
+            n_tok = len(eg.predicted)
+            rows.append(numpy.repeat(vec[None, :], n_tok, axis=0))
+            masks.append(numpy.full((n_tok, 1), 1.0 if cats else 0.0, "f"))
+            if not cats and self.uses_intents and not self._warned_no_cats:
+                warnings.warn(
+                    f"intent_ner: example '{eg.reference.text[:60]}' has no doc.cats; "
+                    "examples without intents train the NER head only."
+                )
+                self._warned_no_cats = True
+        width = max(1, len(intent_index))
+        intent_y = numpy.concatenate(rows) if rows else numpy.zeros((0, width), "f")
+        intent_mask = numpy.concatenate(masks) if masks else numpy.zeros((0, 1), "f")
+        return tag_ids, intent_y.reshape(-1, width), intent_mask
+
+    def get_loss(self, examples: Iterable[Example], scores) -> Tuple[float, Tuple]:
+        """Loss and gradient of the logits for both heads (flattened rows)."""
+        ner_logits, intent_logits = scores
+        tag_ids, intent_y, intent_mask = self._targets(list(examples))
+        ner_loss, d_ner = _softmax_xent(ner_logits, tag_ids)
+        if intent_logits is None:
+            return ner_loss, (d_ner, None)
+        intent_loss, d_intent = _sigmoid_bce(intent_logits, intent_y, intent_mask)
+        return ner_loss + intent_loss, (d_ner, d_intent)
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        """Train on a batch.
+
+        alternating: NER forward+backward, then intent forward+backward, each
+          followed by its own optimizer step, the intent step at
+          learn rate x intent_lr_factor.  With `sgd` given, the steps happen
+          here, so the intent pass sees the NER-updated weights.  Without it
+          (spaCy's training loop), both passes run at the batch's weights and
+          finish_update() applies the two steps in order.
+        joint: one pass, loss = ner + intent_weight x intent.
+        ner_only: the NER pass alone; the intent head is never touched.
+        """
+        if losses is None:
+            losses = {}
+        for key in (self.name, f"{self.name}_ner", f"{self.name}_intent"):
+            losses.setdefault(key, 0.0)
+        validate_examples(examples, "IntentNER.update")
+        examples = [eg for eg in examples if len(eg.predicted)]
+        if not examples:
+            return losses
+        docs = [eg.predicted for eg in examples]
+        tag_ids, intent_y, intent_mask = self._targets(examples)
+        mode = self.cfg["update_mode"]
+        if not self.uses_intents:
+            mode = "ner_only"
+        ner_head = self.model.get_ref("ner_head")
+        intent_head = self.model.get_ref("intent_head")
+        enc = self.model.get_ref("encoder")
+        ops = self.model.ops
+        ner_loss = intent_loss = 0.0
+        if mode == "joint":
+            X, lengths, bp_enc = self._encode(docs, True)
+            ner_logits, bp_ner = ner_head(X, True)
+            intent_logits, bp_intent = intent_head(X, True)
+            ner_loss, d_ner = _softmax_xent(ops.to_numpy(ner_logits), tag_ids)
+            intent_loss, d_intent = _sigmoid_bce(ops.to_numpy(intent_logits), intent_y, intent_mask)
+            w = self.cfg["intent_weight"]
+            dX = bp_ner(ops.asarray2f(d_ner)) + bp_intent(ops.asarray2f(d_intent * w))
+            bp_enc(ops.unflatten(dX, lengths))
+            intent_loss *= w
+            if sgd not in (None, False):
+                self.finish_update(sgd)
+        else:
+            prev_intent_grads = None
+            if mode == "alternating" and sgd in (None, False) and self._pending is not None:
+                prev_intent_grads = _swap_grads(enc, None)
+            X, lengths, bp_enc = self._encode(docs, True)
+            ner_logits, bp_ner = ner_head(X, True)
+            ner_loss, d_ner = _softmax_xent(ops.to_numpy(ner_logits), tag_ids)
+            bp_enc(ops.unflatten(bp_ner(ops.asarray2f(d_ner)), lengths))
+            if mode == "alternating":
+                if sgd not in (None, False):
+                    self._step(sgd, [enc, ner_head], 1.0)
+                else:
+                    # Keep the encoder's NER-pass gradient aside for
+                    # finish_update(); restore intent gradients accumulated
+                    # by earlier sub-batches (accumulate_gradient > 1).
+                    ner_grads = _swap_grads(enc, prev_intent_grads)
+                    self._pending = _add_grads(self._pending, ner_grads)
+                X, lengths, bp_enc = self._encode(docs, True)
+                intent_logits, bp_intent = intent_head(X, True)
+                intent_loss, d_intent = _sigmoid_bce(ops.to_numpy(intent_logits), intent_y, intent_mask)
+                bp_enc(ops.unflatten(bp_intent(ops.asarray2f(d_intent)), lengths))
+                if sgd not in (None, False):
+                    self._step(sgd, [enc, intent_head], self.cfg["intent_lr_factor"])
+            elif sgd not in (None, False):
+                self._step(sgd, [enc, ner_head], 1.0)
+        losses[f"{self.name}_ner"] += ner_loss
+        losses[f"{self.name}_intent"] += intent_loss
+        losses[self.name] += ner_loss + intent_loss
+        return losses
+
+    def finish_update(self, sgd: Optimizer) -> None:
+        """Apply the pending optimizer steps (see `update`)."""
+        enc = self.model.get_ref("encoder")
+        ner_head = self.model.get_ref("ner_head")
+        intent_head = self.model.get_ref("intent_head")
+        mode = self.cfg["update_mode"] if self.uses_intents else "ner_only"
+        if mode == "alternating":
+            if self._pending is None:  # nothing computed since the last step
+                return
+            intent_grads = _swap_grads(enc, self._pending)
+            self._pending = None
+            self._step(sgd, [enc, ner_head], 1.0)
+            _swap_grads(enc, intent_grads)
+            self._step(sgd, [enc, intent_head], self.cfg["intent_lr_factor"])
+        elif mode == "joint":
+            self._step(sgd, [enc, ner_head, intent_head], 1.0)
+        else:
+            self._step(sgd, [enc, ner_head], 1.0)
+
+    @staticmethod
+    def _step(sgd: Optimizer, parts: Sequence[Model], scale: float) -> None:
+        opt = sgd if scale == 1.0 else _ScaledLR(sgd, scale)
+        for part in parts:
+            part.finish_update(opt)
+
+    # -------------------------------------------------------------- scoring
+    def score(self, examples: Iterable[Example], **kwargs) -> Dict:
+        validate_examples(examples, "IntentNER.score")
+        return self.scorer(
+            examples,
+            intent_labels=self.intent_labels if self.uses_intents else (),
+            multi_label=self.cfg["multi_label"],
+            thresholds=self.cfg["intent_thresholds"],
+            **kwargs,
+        )
+
+    def decide_intents(self, doc: Doc) -> List[str]:
+        """The intents predicted for a processed doc (thresholds from cfg)."""
+        from .scoring import decide_intents
+
+        return sorted(
+            decide_intents(doc.cats, self.intent_labels, self.cfg["multi_label"], self.cfg["intent_thresholds"])
+        )
+
+
+# ---------------------------------------------------------------- helpers
+_TORCH_PID = os.getpid()
+
+
+def _guard_forked_torch() -> None:
+    """In a process forked from one that already ran torch (spaCy's
+    `nlp.pipe(n_process=...)` forks on Linux), torch's OpenMP thread pool is
+    unusable and the first parallel op hangs.  Use one thread per worker."""
+    global _TORCH_PID
+    pid = os.getpid()
+    if pid != _TORCH_PID:
+        import torch
+
+        torch.set_num_threads(1)
+        _TORCH_PID = pid
+def _softmax(x: numpy.ndarray) -> numpy.ndarray:
+    x = x - x.max(axis=-1, keepdims=True)
+    e = numpy.exp(x)
+    return (e / e.sum(axis=-1, keepdims=True)).astype("f")
+
+
+def _softmax_xent(logits: numpy.ndarray, gold: numpy.ndarray):
+    """Mean cross-entropy over words with a known gold tag; gradient of logits."""
+    probs = _softmax(logits)
+    known = gold >= 0
+    n = max(int(known.sum()), 1)
+    d = probs.copy()
+    rows = numpy.nonzero(known)[0]
+    d[rows, gold[rows]] -= 1.0
+    d[~known] = 0.0
+    loss = -numpy.log(numpy.clip(probs[rows, gold[rows]], 1e-9, 1.0)).sum() / n
+    return float(loss), (d / n).astype("f")
+
+
+def _sigmoid_bce(logits: numpy.ndarray, y: numpy.ndarray, mask: numpy.ndarray):
+    """Mean (over words) summed-over-labels binary cross-entropy; gradient."""
+    p = 1.0 / (1.0 + numpy.exp(-logits))
+    n = max(float(mask.sum()), 1.0)
+    d = (p - y) * mask / n
+    eps = 1e-7
+    loss = -(mask * (y * numpy.log(p + eps) + (1 - y) * numpy.log(1 - p + eps))).sum() / n
+    return float(loss), d.astype("f")
+
+
+def _swap_grads(model: Model, new: Optional[Dict]) -> Dict:
+    """Take the model's current gradients out, putting `new` (or nothing) in.
+
+    Covers both PyTorch parameters inside shims and Thinc parameters.
+    """
+    old: Dict = {}
+    for node in model.walk():
+        for shim in node.shims:
+            for pname, param in shim._model.named_parameters():
+                key = ("shim", shim.id, pname)
+                old[key] = param.grad
+                param.grad = None if new is None else new.get(key)
+        for pname in node.param_names:
+            key = ("node", node.id, pname)
+            if node.has_grad(pname):
+                old[key] = node.get_grad(pname).copy()
+                node.set_grad(pname, node.ops.alloc(node.get_grad(pname).shape))
+            if new is not None and new.get(key) is not None:
+                node.set_grad(pname, new[key])
+    return old
+
+
+def _add_grads(a: Optional[Dict], b: Dict) -> Dict:
+    if a is None:
+        return b
+    out = dict(a)
+    for key, g in b.items():
+        if g is None:
+            continue
+        out[key] = g if out.get(key) is None else out[key] + g
+    return out

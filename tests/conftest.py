@@ -1,0 +1,121 @@
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import spacy  # noqa: E402
+from spacy.tokens import Doc  # noqa: E402
+from spacy.training import Example  # noqa: E402
+
+import spacy_multitask_intent  # noqa: E402,F401
+
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+# (words, entities as (start, end, label) token offsets, intents)
+TOY = [
+    ("pickup my order at orange store", [(4, 5, "STORE")], ["store_lookup"]),
+    ("buy orange at target", [(1, 2, "PRODUCT")], ["product_search"]),
+    ("hours of the apple valley store", [(3, 5, "STORE")], ["store_lookup"]),
+    ("add apple juice to my cart", [(1, 3, "PRODUCT")], ["add_to_cart"]),
+    ("is the lemon grove store open", [(2, 4, "STORE")], ["store_lookup"]),
+    ("find lemon cake", [(1, 3, "PRODUCT")], ["product_search"]),
+    ("directions to cherry hill store", [(2, 4, "STORE")], ["store_lookup"]),
+    ("add cherry pie to cart", [(1, 3, "PRODUCT")], ["add_to_cart"]),
+]
+TOY_INTENTS = ["add_to_cart", "product_search", "store_lookup"]
+
+
+def make_doc(vocab, text, ents, intents, all_intents=TOY_INTENTS):
+    words = text.split()
+    doc = Doc(vocab, words=words)
+    doc.set_ents([doc[s:e] for s, e, _ in []] or [])
+    from spacy.tokens import Span
+
+    doc.set_ents([Span(doc, s, e, label=l) for s, e, l in ents])
+    doc.cats = {i: float(i in intents) for i in all_intents}
+    return doc
+
+
+def toy_examples(nlp, data=TOY):
+    out = []
+    for text, ents, intents in data:
+        ref = make_doc(nlp.vocab, text, ents, intents)
+        pred = Doc(nlp.vocab, words=text.split())
+        out.append(Example(pred, ref))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A random 2-layer BERT (hidden 32) with a WordPiece vocab, on disk."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    path = tmp_path_factory.mktemp("tiny_bert")
+    words = sorted({w for text, _, _ in TOY for w in text.split()})
+    chars = [chr(c) for c in range(ord("a"), ord("z") + 1)] + list("0123456789.,'?!-")
+    vocab = SPECIAL + words + chars + ["##" + c for c in chars]
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf8")
+    (path / "tokenizer_config.json").write_text(
+        '{"do_lower_case": true, "model_max_length": 512, "tokenizer_class": "BertTokenizer"}'
+    )
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=512,
+    )
+    BertModel(config).save_pretrained(str(path))
+    return path
+
+
+def build_nlp(encoder_path, **cfg):
+    nlp = spacy.blank("en")
+    config = {
+        "model": {
+            "@architectures": "spacy_multitask_intent.IntentNER.v1",
+            "dropout": 0.0,
+            "encoder": {
+                "@architectures": "spacy_multitask_intent.Encoder.v1",
+                "name": str(encoder_path),
+                "window": cfg.pop("window", 128),
+                "stride": cfg.pop("stride", 96),
+            },
+        },
+        **cfg,
+    }
+    nlp.add_pipe("intent_ner", config=config)
+    return nlp
+
+
+@pytest.fixture
+def toy_nlp(tiny_bert):
+    """An initialized (untrained) pipeline on the tiny BERT."""
+    from thinc.api import fix_random_seed
+
+    fix_random_seed(0)
+    nlp = build_nlp(tiny_bert)
+    nlp.initialize(lambda: toy_examples(nlp))
+    return nlp
+
+
+def train(nlp, examples, steps=30, lr=1e-3, seed=0):
+    from thinc.api import Adam, fix_random_seed
+
+    fix_random_seed(seed)
+    random.seed(seed)
+    opt = Adam(lr)
+    history = []
+    for _ in range(steps):
+        losses = {}
+        nlp.update(examples, sgd=opt, losses=losses)
+        history.append(losses)
+    return history

@@ -3,6 +3,7 @@ from .extensions import install_extensions
 from .model import build_encoder, build_intent_ner_model  # registers architectures
 from .scoring import make_intent_ner_scorer, score_intent_ner  # registers the scorer
 from .component import IntentNER, make_intent_ner  # registers the factory
+from .corpus import create_corpus  # registers the reader
 
 __version__ = "0.1.0"
 

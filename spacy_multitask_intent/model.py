@@ -115,3 +115,19 @@ def _init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> None:
         head = model.get_ref(name)
         head.set_dim("nI", width, force=True)
         head.initialize()
+
+
+@registry.architectures("spacy_multitask_intent.StockTransformer.v1")
+def build_stock_transformer(
+    name: str = PACKAGED_ENCODER, window: int = 128, stride: int = 96
+) -> Model:
+    """spacy-transformers' TransformerModel.v3 for the stock peer pipeline
+    (transformer + ner + textcat_multilabel), with the same encoder-name
+    resolution so it too runs on the packaged MiniLM without a machine path."""
+    from spacy_transformers.architectures import create_TransformerModel_v3
+
+    return create_TransformerModel_v3(
+        name=resolve_encoder_name(name),
+        get_spans=configure_strided_spans(window, stride),
+        tokenizer_config={"use_fast": True},
+    )

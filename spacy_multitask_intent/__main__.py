@@ -1,0 +1,17 @@
+"""Command line: python -m spacy_multitask_intent COMMAND ..."""
+import typer
+
+from .configs import config_cli
+from .data.convert import convert_cli
+from .data.generate import generate_cli
+from .evaluate import evaluate_cli, table_cli
+
+app = typer.Typer(help="spacy-multitask-intent: joint intent + NER for spaCy", no_args_is_help=True)
+app.command("convert", help="Convert bio / jsonl / brackets data to .spacy")(convert_cli)
+app.command("generate", help="Generate the embedded store-lookup dataset")(generate_cli)
+app.command("config", help="Merge the base config with a variant")(config_cli)
+app.command("evaluate", help="Score a pipeline on gold tokens and raw text")(evaluate_cli)
+app.command("table", help="Table-1-style comparison of evaluate outputs")(table_cli)
+
+if __name__ == "__main__":
+    app()

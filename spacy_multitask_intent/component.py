@@ -6,13 +6,20 @@ towards the query's intent vector; at inference each word has its own intent
 scores, and `doc.cats` aggregates them.
 """
 import os
+import pickle
 import warnings
+from io import BytesIO
 from itertools import islice
+from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy
+import srsly
+from spacy import util
+from spacy.errors import Errors
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
+from spacy.pipeline.pipe import deserialize_config
 from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
@@ -325,9 +332,25 @@ class IntentNER(TrainablePipe):
     def _targets(self, examples: List[Example]):
         tag_index = {t: i for i, t in enumerate(self.tags)}
         intent_index = {l: i for i, l in enumerate(self.intent_labels)}
-        tag_ids = numpy.concatenate(
-            [biluo_to_bio_ids(eg.get_aligned_ner(), tag_index) for eg in examples]
-        )
+        known_ents = set(self.labels)
+        tag_rows = []
+        for n, eg in enumerate(examples):
+            unknown = sorted({e.label_ for e in eg.reference.ents} - known_ents)
+            if unknown:
+                raise ValueError(
+                    f"intent_ner: example {n} of the batch ('{eg.reference.text[:60]}') has "
+                    f"entity labels {unknown} that the component was not initialized with "
+                    f"(known: {sorted(known_ents)}). Re-run nlp.initialize() on data that "
+                    "contains them, or add them with add_label() before initializing."
+                )
+            ids = biluo_to_bio_ids(eg.get_aligned_ner(), tag_index)
+            # Whitespace tokens are never tagged at inference (set_annotations
+            # forces them to O), so they are not trained either: their gold
+            # tag is treated as unknown, whatever the annotation says.
+            space = numpy.fromiter((t.is_space for t in eg.predicted), bool, len(eg.predicted))
+            ids[space] = -1
+            tag_rows.append(ids)
+        tag_ids = numpy.concatenate(tag_rows) if tag_rows else numpy.zeros((0,), "i")
         rows, masks = [], []
         for n, eg in enumerate(examples):
             vec = numpy.zeros((len(intent_index),), "f")
@@ -471,6 +494,65 @@ class IntentNER(TrainablePipe):
         for part in parts:
             part.finish_update(opt)
 
+    # -------------------------------------------------------- serialization
+    def from_bytes(self, bytes_data, *, exclude=tuple()):
+        """Load the component from bytes; see `_load_model_bytes` for the model."""
+        self._validate_serialization_attrs()
+        deserialize = {
+            "cfg": lambda b: self.cfg.update(srsly.json_loads(b)),
+            "vocab": lambda b: self.vocab.from_bytes(b, exclude=exclude),
+            "model": lambda b: self._load_model_bytes(b, "<bytes>"),
+        }
+        util.from_bytes(bytes_data, deserialize, exclude)
+        return self
+
+    def from_disk(self, path, *, exclude=tuple()):
+        """Load the component from a directory; see `_load_model_bytes`."""
+        self._validate_serialization_attrs()
+
+        def load_model(p):
+            p = Path(p)
+            if not p.is_file():
+                raise FileNotFoundError(
+                    f"intent_ner: model file {p} is missing; the pipeline directory "
+                    "is incomplete. Re-save or re-train the pipeline."
+                )
+            self._load_model_bytes(p.read_bytes(), p)
+
+        deserialize = {
+            "cfg": lambda p: self.cfg.update(deserialize_config(p)),
+            "vocab": lambda p: self.vocab.from_disk(p, exclude=exclude),
+            "model": load_model,
+        }
+        util.from_disk(path, deserialize, exclude)
+        return self
+
+    def _load_model_bytes(self, data: bytes, where) -> None:
+        """Load the model, with errors that say what is wrong with the file.
+
+        Every PyTorch weights blob in it (the heads' and the encoder's) is
+        first checked with ``torch.load(weights_only=True)``: spacy-transformers
+        loads the encoder's blob without an explicit ``weights_only``, which the
+        environment variable TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD can turn off.
+        """
+        try:
+            _check_torch_blobs(data)
+            self.model.from_bytes(data)
+        except pickle.UnpicklingError as err:
+            raise ValueError(
+                f"intent_ner: refused to load model file {where}: its weights hold "
+                f"pickled objects other than tensors ({err.__class__.__name__}), so "
+                "loading them could run code. Only load pipelines from sources you "
+                "trust; re-save or re-train the pipeline."
+            ) from err
+        except AttributeError:
+            raise ValueError(Errors.E149) from None
+        except Exception as err:
+            raise ValueError(
+                f"intent_ner: cannot load model file {where}: {str(err).rstrip('.')}. The file is "
+                "truncated or damaged; re-save or re-train the pipeline."
+            ) from err
+
     # -------------------------------------------------------------- scoring
     def score(self, examples: Iterable[Example], **kwargs) -> Dict:
         validate_examples(examples, "IntentNER.score")
@@ -492,6 +574,27 @@ class IntentNER(TrainablePipe):
 
 
 # ---------------------------------------------------------------- helpers
+def _check_torch_blobs(data: bytes) -> None:
+    """Unpickle every shim's ``state`` blob with ``weights_only=True``.
+
+    Thinc stores one msgpack blob per shim under ``msg["shims"]``; both
+    PyTorchShim and spacy-transformers' HFShim keep their torch.save output
+    under the key ``state``.  Raises pickle.UnpicklingError for anything that
+    is not plain tensors/containers.
+    """
+    import torch
+
+    msg = srsly.msgpack_loads(data)
+    if not isinstance(msg, dict):
+        raise ValueError("not a Thinc model (no msgpack mapping)")
+    for node_shims in msg.get("shims", []):
+        for blob in node_shims:
+            shim_msg = srsly.msgpack_loads(blob)
+            state = shim_msg.get("state") if isinstance(shim_msg, dict) else None
+            if state:
+                torch.load(BytesIO(state), map_location="cpu", weights_only=True)
+
+
 _TORCH_PID = os.getpid()
 
 
@@ -506,6 +609,8 @@ def _guard_forked_torch() -> None:
 
         torch.set_num_threads(1)
         _TORCH_PID = pid
+
+
 def _softmax(x: numpy.ndarray) -> numpy.ndarray:
     x = x - x.max(axis=-1, keepdims=True)
     e = numpy.exp(x)

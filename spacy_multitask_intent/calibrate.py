@@ -1,0 +1,212 @@
+"""Per-intent thresholds computed on a validation set (the paper's future work).
+
+Two kinds of threshold are fitted on dev and written into the pipeline's
+component cfg, so `spacy.load` uses them:
+
+* `intent_thresholds`: decide which intents a query has from `doc.cats`.
+* `gate_thresholds`: drop an entity whose licensing intents all score below
+  the threshold on the entity's words (`gating` maps entity label -> intents).
+
+Objectives: "f1" (max F1) or "recall_at_precision" (max recall subject to
+precision >= a target).
+"""
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy
+import spacy
+import typer
+from spacy.language import Language
+from spacy.training import Example
+from wasabi import msg
+
+from .corpus import read_examples
+from .scoring import gold_intents
+
+OBJECTIVES = ("f1", "recall_at_precision")
+
+
+def best_threshold(
+    scores: Sequence[float],
+    labels: Sequence[bool],
+    objective: str = "f1",
+    min_precision: float = 0.9,
+    n_positive: Optional[int] = None,
+) -> Tuple[float, Dict[str, float]]:
+    """The decision threshold (predict positive when score >= t) that best
+    meets the objective, and the precision/recall/F1 it gives.
+
+    n_positive: the number of gold positives, when some are out of reach of
+    any threshold (e.g. gold entities that were never predicted).
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got '{objective}'")
+    s = numpy.asarray(scores, dtype="f")
+    y = numpy.asarray(labels, dtype=bool)
+    total_pos = int(y.sum()) if n_positive is None else int(n_positive)
+    if len(s) == 0:
+        return 0.5, {"p": 0.0, "r": 0.0, "f": 0.0}
+    order = numpy.argsort(-s, kind="stable")
+    s, y = s[order], y[order]
+    tp = numpy.cumsum(y)
+    fp = numpy.cumsum(~y)
+    # Only cut between distinct scores: the last index of each run of ties.
+    last = numpy.r_[s[1:] != s[:-1], True]
+    tp, fp, cut = tp[last], fp[last], s[last]
+    p = tp / numpy.maximum(tp + fp, 1)
+    r = tp / max(total_pos, 1)
+    f = numpy.where(p + r > 0, 2 * p * r / numpy.maximum(p + r, 1e-12), 0.0)
+    if objective == "f1":
+        i = int(numpy.argmax(f))
+    else:
+        ok = numpy.nonzero(p >= min_precision)[0]
+        if len(ok):
+            i = int(ok[numpy.argmax(r[ok])])
+        else:  # no threshold reaches the target: the most precise one
+            i = int(numpy.argmax(p))
+    # Midway to the next lower score, so the threshold is not on a data point.
+    lower = cut[i + 1] if i + 1 < len(cut) else cut[i] - 1e-3
+    threshold = float((cut[i] + lower) / 2)
+    return threshold, {"p": float(p[i]), "r": float(r[i]), "f": float(f[i])}
+
+
+def _ungated(nlp: Language, name: str):
+    """Context: run the component with gating switched off."""
+    proc = nlp.get_pipe(name)
+
+    class _Off:
+        def __enter__(self):
+            self.saved = proc.cfg["gating"]
+            proc.cfg["gating"] = {}
+
+        def __exit__(self, *exc):
+            proc.cfg["gating"] = self.saved
+
+    return _Off()
+
+
+def infer_gating(examples: List[Example], min_share: float = 0.9) -> Dict[str, List[str]]:
+    """Entity label -> intents present in at least `min_share` of the gold
+    queries that contain the label (labels seen with every intent get none)."""
+    seen: Dict[str, Counter] = defaultdict(Counter)
+    n_label: Counter = Counter()
+    for eg in examples:
+        intents = gold_intents(eg.reference.cats)
+        for label in {e.label_ for e in eg.reference.ents}:
+            n_label[label] += 1
+            seen[label].update(intents)
+    gating = {}
+    for label, counts in seen.items():
+        lic = sorted(i for i, c in counts.items() if c / n_label[label] >= min_share)
+        if lic:
+            gating[label] = lic
+    return gating
+
+
+def calibrate(
+    nlp: Language,
+    dev: List[Example],
+    *,
+    name: str = "intent_ner",
+    objective: str = "f1",
+    min_precision: float = 0.9,
+    gating: Optional[Dict[str, List[str]]] = None,
+) -> Dict:
+    """Fit intent and gate thresholds on `dev` and store them in the component."""
+    proc = nlp.get_pipe(name)
+    if not proc.uses_intents:
+        raise ValueError(
+            f"Component '{name}' has no intent head (update_mode='{proc.cfg['update_mode']}'): "
+            "there is nothing to calibrate."
+        )
+    intents = proc.intent_labels
+    with _ungated(nlp, name):
+        docs = list(nlp.pipe([eg.predicted for eg in dev]))
+    result: Dict = {"objective": objective, "intent_thresholds": {}, "gate_thresholds": {}}
+    for label in intents:
+        scores = [d.cats.get(label, 0.0) for d in docs]
+        gold = [label in gold_intents(eg.reference.cats) for eg in dev]
+        thr, stats = best_threshold(scores, gold, objective, min_precision)
+        result["intent_thresholds"][label] = thr
+        result.setdefault("intent_dev", {})[label] = stats
+    gating = dict(gating) if gating is not None else (proc.cfg["gating"] or infer_gating(dev))
+    result["gating"] = gating
+    for ent_label, licensing in gating.items():
+        for intent in licensing:
+            if intent not in intents:
+                raise ValueError(f"Gating intent '{intent}' is not one of the model's intents {list(intents)}")
+        # Candidate entities: the ungated predictions of this label.
+        scores, correct, n_gold = [], [], 0
+        for doc, eg in zip(docs, dev):
+            gold = {(e.start_char, e.end_char) for e in eg.reference.ents if e.label_ == ent_label}
+            n_gold += len(gold)
+            for ent in doc.ents:
+                if ent.label_ != ent_label:
+                    continue
+                word = ent._.intent
+                scores.append(max(word.get(i, 0.0) for i in licensing))
+                correct.append((ent.start_char, ent.end_char) in gold)
+        thr, stats = best_threshold(scores, correct, objective, min_precision, n_positive=n_gold)
+        # One threshold per licensing intent (they share the entity's decision).
+        for intent in licensing:
+            prev = result["gate_thresholds"].get(intent)
+            result["gate_thresholds"][intent] = thr if prev is None else min(prev, thr)
+        result.setdefault("gate_dev", {})[ent_label] = stats
+    proc.cfg["intent_thresholds"] = result["intent_thresholds"]
+    proc.cfg["gating"] = gating
+    proc.cfg["gate_thresholds"] = result["gate_thresholds"]
+    # Keep nlp.config in step so the saved config.cfg shows the values too.
+    comp = nlp.get_pipe_config(name)  # the live dict behind nlp.config
+    comp["intent_thresholds"] = dict(result["intent_thresholds"])
+    comp["gating"] = {k: list(v) for k, v in gating.items()}
+    comp["gate_thresholds"] = dict(result["gate_thresholds"])
+    return result
+
+
+def calibrate_cli(
+    model: Path = typer.Argument(..., help="Trained pipeline directory"),
+    dev: Path = typer.Argument(..., help="Validation set (.spacy)"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Save the calibrated pipeline here (default: overwrite MODEL)"),
+    objective: str = typer.Option("f1", "--objective", help="f1 | recall_at_precision"),
+    min_precision: float = typer.Option(0.9, "--min-precision", help="Precision target for recall_at_precision"),
+    gate: List[str] = typer.Option([], "--gate", help="ENTITY=intent[,intent] (repeatable); default: the model's gating, else inferred from dev"),
+    test: Optional[Path] = typer.Option(None, "--test", help="Report test scores before and after"),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write the thresholds and scores as JSON"),
+    name: str = typer.Option("intent_ner", "--component"),
+) -> None:
+    """Fit per-intent thresholds on DEV and write them into the pipeline."""
+    nlp = spacy.load(model)
+    gating = None
+    if gate:
+        gating = {}
+        for item in gate:
+            label, sep, intents = item.partition("=")
+            if not sep or not intents:
+                raise typer.BadParameter(f"--gate expects ENTITY=intent[,intent], got '{item}'")
+            gating[label] = intents.split(",")
+    before = nlp.evaluate(read_examples(nlp, test)) if test else None
+    result = calibrate(
+        nlp,
+        read_examples(nlp, dev),
+        name=name,
+        objective=objective,
+        min_precision=min_precision,
+        gating=gating,
+    )
+    msg.good(f"Intent thresholds: {json.dumps(result['intent_thresholds'])}")
+    msg.good(f"Gating: {json.dumps(result['gating'])}  thresholds: {json.dumps(result['gate_thresholds'])}")
+    if test:
+        after = nlp.evaluate(read_examples(nlp, test))
+        result["test_before"] = {k: before.get(k) for k in ("ents_p", "ents_r", "ents_f", "intent_acc", "frame_acc")}
+        result["test_after"] = {k: after.get(k) for k in ("ents_p", "ents_r", "ents_f", "intent_acc", "frame_acc")}
+        for key in ("ents_p", "ents_r", "ents_f", "intent_acc", "frame_acc"):
+            b, a = result["test_before"][key], result["test_after"][key]
+            msg.info(f"test {key}: {100 * b:.2f} -> {100 * a:.2f}")
+    out = output or model
+    nlp.to_disk(out)
+    msg.good(f"Saved calibrated pipeline to {out}")
+    if report:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(json.dumps(result, indent=2))

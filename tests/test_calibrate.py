@@ -1,0 +1,68 @@
+import numpy
+import pytest
+import spacy
+
+from spacy_multitask_intent.calibrate import best_threshold, calibrate, infer_gating
+
+from conftest import toy_examples, train
+
+
+def test_best_threshold_f1_exact():
+    scores = [0.9, 0.8, 0.7, 0.4, 0.3, 0.1]
+    labels = [True, True, False, True, False, False]
+    thr, stats = best_threshold(scores, labels, "f1")
+    # Cutting after 0.4 gives p=3/4, r=1, f=6/7: the best of all cuts.
+    assert 0.3 < thr < 0.4
+    assert stats["p"] == pytest.approx(0.75)
+    assert stats["r"] == pytest.approx(1.0)
+    assert stats["f"] == pytest.approx(6 / 7)
+
+
+def test_best_threshold_recall_at_precision():
+    scores = [0.9, 0.8, 0.7, 0.4, 0.3, 0.1]
+    labels = [True, True, False, True, False, False]
+    thr, stats = best_threshold(scores, labels, "recall_at_precision", min_precision=1.0)
+    assert 0.7 < thr < 0.8  # only the top two keep precision at 1.0
+    assert stats["p"] == 1.0 and stats["r"] == pytest.approx(2 / 3)
+    # Unreachable gold positives lower recall.
+    _, stats = best_threshold(scores, labels, "f1", n_positive=6)
+    assert stats["r"] <= 0.5
+
+
+def test_best_threshold_ties_are_not_split():
+    thr, stats = best_threshold([0.5, 0.5, 0.2], [True, False, False], "f1")
+    assert thr < 0.5 and stats["p"] == 0.5
+
+
+def test_infer_gating(toy_nlp):
+    gating = infer_gating(toy_examples(toy_nlp))
+    assert gating == {"STORE": ["store_lookup"]}
+
+
+def test_calibrate_round_trips_through_spacy_load(toy_nlp, tmp_path):
+    examples = toy_examples(toy_nlp)
+    train(toy_nlp, examples, steps=30, lr=3e-3)
+    result = calibrate(toy_nlp, examples)
+    proc = toy_nlp.get_pipe("intent_ner")
+    assert set(result["intent_thresholds"]) == set(proc.intent_labels)
+    assert proc.cfg["gating"] == {"STORE": ["store_lookup"]}
+    assert "store_lookup" in proc.cfg["gate_thresholds"]
+    toy_nlp.to_disk(tmp_path / "m")
+    loaded = spacy.load(tmp_path / "m")
+    lp = loaded.get_pipe("intent_ner")
+    assert lp.cfg["intent_thresholds"] == pytest.approx(proc.cfg["intent_thresholds"])
+    assert lp.cfg["gate_thresholds"] == pytest.approx(proc.cfg["gate_thresholds"])
+    assert loaded.config["components"]["intent_ner"]["gating"] == {"STORE": ["store_lookup"]}
+    # The loaded thresholds act: an impossible gate drops every STORE.
+    lp.cfg["gate_thresholds"]["store_lookup"] = 1.01
+    doc = loaded("pickup my order at orange store")
+    assert all(e.label_ != "STORE" for e in doc.ents)
+
+
+def test_calibrate_refuses_ner_only(tiny_bert):
+    from conftest import build_nlp
+
+    nlp = build_nlp(tiny_bert, update_mode="ner_only")
+    nlp.initialize(lambda: toy_examples(nlp))
+    with pytest.raises(ValueError, match="nothing to calibrate"):
+        calibrate(nlp, toy_examples(nlp))

@@ -2,6 +2,7 @@
 import typer
 
 from .calibrate import calibrate_cli
+from .compare import compare_cli
 from .configs import config_cli
 from .data.convert import convert_cli
 from .data.generate import generate_cli
@@ -13,6 +14,7 @@ app.command("generate", help="Generate the embedded store-lookup dataset")(gener
 app.command("config", help="Merge the base config with a variant")(config_cli)
 app.command("evaluate", help="Score a pipeline on gold tokens and raw text")(evaluate_cli)
 app.command("calibrate", help="Fit intent / gating thresholds on dev and save them in the pipeline")(calibrate_cli)
+app.command("compare", help="Train + evaluate configurations over seeds; mean ± sd table")(compare_cli)
 app.command("table", help="Table-1-style comparison of evaluate outputs")(table_cli)
 
 if __name__ == "__main__":

@@ -503,7 +503,15 @@ class IntentNER(TrainablePipe):
             "vocab": lambda b: self.vocab.from_bytes(b, exclude=exclude),
             "model": lambda b: self._load_model_bytes(b, "<bytes>"),
         }
-        util.from_bytes(bytes_data, deserialize, exclude)
+        try:
+            util.from_bytes(bytes_data, deserialize, exclude)
+        except ValueError as err:
+            if str(err).startswith(("intent_ner:", "[E149]")):
+                raise
+            raise ValueError(
+                f"intent_ner: cannot load the component from bytes: {str(err).rstrip('.')}. "
+                "The data is truncated or damaged; re-save or re-train the pipeline."
+            ) from err
         return self
 
     def from_disk(self, path, *, exclude=tuple()):

@@ -14,6 +14,8 @@ from spacy.training import Example  # noqa: E402
 
 import spacy_multitask_intent  # noqa: E402,F401
 
+ROOT_DIR = Path(__file__).resolve().parents[1]
+
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 # (words, entities as (start, end, label) token offsets, intents)

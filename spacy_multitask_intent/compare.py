@@ -1,0 +1,157 @@
+"""Train and evaluate several configurations over several seeds; tabulate.
+
+Every configuration gets the same encoder, data, training budget and seeds.
+"""
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import typer
+from wasabi import msg
+
+from .configs import merge_config
+from .evaluate import evaluate
+
+METRICS = [
+    ("ents_p", "Precision"),
+    ("ents_r", "Recall"),
+    ("ents_f", "F1"),
+    ("intent_acc", "Intent acc"),
+    ("frame_acc", "Frame acc"),
+    ("train_seconds", "Train s"),
+]
+
+# name -> (base config, variant fragment or None), relative to the configs dir
+DEFAULT_VARIANTS = {
+    "ner_only": ("multitask.cfg", "ner_only.cfg"),
+    "alternating": ("multitask.cfg", None),
+    "joint": ("multitask.cfg", "joint.cfg"),
+    "stock": ("stock.cfg", None),
+}
+
+
+def mean_sd(values: Sequence[Optional[float]]) -> Dict[str, Optional[float]]:
+    """Mean and sample standard deviation (sd 0 for a single value); None-safe."""
+    vals = [float(v) for v in values if v is not None]
+    if not vals:
+        return {"mean": None, "sd": None, "n": 0}
+    sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    return {"mean": statistics.fmean(vals), "sd": sd, "n": len(vals)}
+
+
+def aggregate(runs: Dict[str, List[Dict]], setting: str = "gold_tokens") -> Dict[str, Dict]:
+    """runs: config name -> list of per-seed results (evaluate() output plus
+    'train_seconds'). Returns name -> metric -> mean/sd/n."""
+    table = {}
+    for name, results in runs.items():
+        row = {}
+        for key, _ in METRICS:
+            if key == "train_seconds":
+                row[key] = mean_sd([r.get("train_seconds") for r in results])
+            else:
+                row[key] = mean_sd([r[setting].get(key) for r in results])
+        table[name] = row
+    return table
+
+
+def markdown(table: Dict[str, Dict], title: str = "") -> str:
+    def cell(stat, key):
+        if stat["mean"] is None:
+            return "—"
+        if key == "train_seconds":
+            return f"{stat['mean']:.0f} ± {stat['sd']:.0f}"
+        return f"{100 * stat['mean']:.2f} ± {100 * stat['sd']:.2f}"
+
+    lines = [f"**{title}**\n" if title else ""]
+    lines.append("| config | " + " | ".join(label for _, label in METRICS) + " | seeds |")
+    lines.append("|---|" + "---:|" * (len(METRICS) + 1))
+    for name, row in table.items():
+        n = max(s["n"] for s in row.values())
+        lines.append(f"| {name} | " + " | ".join(cell(row[k], k) for k, _ in METRICS) + f" | {n} |")
+    return "\n".join(lines)
+
+
+def run_compare(
+    train: Path,
+    dev: Path,
+    test: Path,
+    output_dir: Path,
+    configs_dir: Path = Path("configs"),
+    variants: Sequence[str] = tuple(DEFAULT_VARIANTS),
+    seeds: Sequence[int] = (0, 1, 2),
+    overrides: Optional[Dict] = None,
+) -> Dict:
+    from spacy.cli.train import train as spacy_train
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    runs: Dict[str, List[Dict]] = {}
+    for name in variants:
+        if name not in DEFAULT_VARIANTS:
+            raise ValueError(f"Unknown configuration '{name}'; choose from {list(DEFAULT_VARIANTS)}")
+        base, variant = DEFAULT_VARIANTS[name]
+        config = merge_config(configs_dir / base, configs_dir / variant if variant else None)
+        cfg_path = output_dir / "configs" / f"{name}.cfg"
+        cfg_path.parent.mkdir(parents=True, exist_ok=True)
+        config.to_disk(cfg_path, interpolate=False)
+        for seed in seeds:
+            out = output_dir / name / f"seed{seed}"
+            msg.divider(f"{name}, seed {seed}")
+            ov = {
+                "paths.train": str(train),
+                "paths.dev": str(dev),
+                "system.seed": seed,
+                **(overrides or {}),
+            }
+            start = time.perf_counter()
+            spacy_train(cfg_path, out, overrides=ov)
+            seconds = time.perf_counter() - start
+            result = evaluate(out / "model-best", test)
+            result["train_seconds"] = seconds
+            result["seed"] = seed
+            (out / "metrics.json").write_text(json.dumps(result, indent=2, default=float))
+            runs.setdefault(name, []).append(result)
+    report = {
+        setting: aggregate(runs, setting) for setting in ("gold_tokens", "raw_text")
+    }
+    report["runs"] = {
+        name: [{k: r[k] for k in ("seed", "train_seconds", "gold_tokens", "raw_text")} for r in results]
+        for name, results in runs.items()
+    }
+    (output_dir / "compare.json").write_text(json.dumps(report, indent=2, default=float))
+    text = "\n\n".join(
+        markdown(report[s], s.replace("_", " ")) for s in ("gold_tokens", "raw_text")
+    )
+    (output_dir / "compare.md").write_text(text + "\n")
+    print(text)
+    return report
+
+
+def compare_cli(
+    train: Path = typer.Argument(..., help="Training set (.spacy)"),
+    dev: Path = typer.Argument(..., help="Dev set (.spacy)"),
+    test: Path = typer.Argument(..., help="Test set (.spacy)"),
+    output_dir: Path = typer.Argument(..., help="Where runs, compare.md and compare.json go"),
+    configs_dir: Path = typer.Option(Path("configs"), "--configs"),
+    variants: str = typer.Option(",".join(DEFAULT_VARIANTS), "--variants", help="Comma-separated"),
+    seeds: str = typer.Option("0,1,2", "--seeds", help="Comma-separated seeds"),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps"),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help="Override paths.encoder"),
+) -> None:
+    """Train + evaluate each configuration on each seed; print mean ± sd."""
+    overrides: Dict = {}
+    if max_steps is not None:
+        overrides["training.max_steps"] = max_steps
+    if encoder is not None:
+        overrides["paths.encoder"] = encoder
+    run_compare(
+        train,
+        dev,
+        test,
+        output_dir,
+        configs_dir,
+        [v for v in variants.split(",") if v],
+        [int(s) for s in seeds.split(",") if s],
+        overrides,
+    )

@@ -4,6 +4,7 @@ from .model import build_encoder, build_intent_ner_model  # registers architectu
 from .scoring import make_intent_ner_scorer, score_intent_ner  # registers the scorer
 from .component import IntentNER, make_intent_ner  # registers the factory
 from .corpus import create_corpus  # registers the reader
+from .logger import loss_logger  # registers the logger
 
 __version__ = "0.1.0"
 

@@ -7,6 +7,7 @@ from .configs import config_cli
 from .data.convert import convert_cli
 from .data.generate import generate_cli
 from .evaluate import evaluate_cli, table_cli
+from .visualize import plots_cli
 
 app = typer.Typer(help="spacy-multitask-intent: joint intent + NER for spaCy", no_args_is_help=True)
 app.command("convert", help="Convert bio / jsonl / brackets data to .spacy")(convert_cli)
@@ -15,6 +16,7 @@ app.command("config", help="Merge the base config with a variant")(config_cli)
 app.command("evaluate", help="Score a pipeline on gold tokens and raw text")(evaluate_cli)
 app.command("calibrate", help="Fit intent / gating thresholds on dev and save them in the pipeline")(calibrate_cli)
 app.command("compare", help="Train + evaluate configurations over seeds; mean ± sd table")(compare_cli)
+app.command("plots", help="Intent heat map, P/R curves and training curves")(plots_cli)
 app.command("table", help="Table-1-style comparison of evaluate outputs")(table_cli)
 
 if __name__ == "__main__":

@@ -102,6 +102,7 @@ def run_compare(
                 "paths.train": str(train),
                 "paths.dev": str(dev),
                 "system.seed": seed,
+                "paths.train_log": str(out / "train_log.jsonl"),
                 **(overrides or {}),
             }
             start = time.perf_counter()

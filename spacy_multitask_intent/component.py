@@ -7,6 +7,7 @@ scores, and `doc.cats` aggregates them.
 """
 import os
 import pickle
+import threading
 import warnings
 from io import BytesIO
 from itertools import islice
@@ -274,13 +275,23 @@ class IntentNER(TrainablePipe):
         if not idx or not self.model.get_ref("ner_head").has_dim("nO"):
             return ner_out, intent_out
         ops = self.model.ops
-        X, lengths, _ = self._encode([docs[i] for i in idx], False)
-        ner = ops.to_numpy(self.model.get_ref("ner_head").predict(X))
+        # Thinc's PyTorchShim.predict switches the shared torch module to
+        # eval() and back to train() around each call, so two threads
+        # predicting at once would run parts of a forward pass with dropout
+        # on.  One prediction at a time per process (torch still uses all
+        # cores inside each one).
+        with _PREDICT_LOCK:
+            X, lengths, _ = self._encode([docs[i] for i in idx], False)
+            ner = ops.to_numpy(self.model.get_ref("ner_head").predict(X))
+            logits = (
+                ops.to_numpy(self.model.get_ref("intent_head").predict(X))
+                if self.uses_intents
+                else None
+            )
         ner = _softmax(ner)
         for i, part in zip(idx, numpy.split(ner, numpy.cumsum(lengths)[:-1])):
             ner_out[i] = part
-        if self.uses_intents:
-            logits = ops.to_numpy(self.model.get_ref("intent_head").predict(X))
+        if logits is not None:
             probs = 1.0 / (1.0 + numpy.exp(-logits))
             for i, part in zip(idx, numpy.split(probs.astype("f"), numpy.cumsum(lengths)[:-1])):
                 intent_out[i] = part
@@ -604,6 +615,18 @@ def _check_torch_blobs(data: bytes) -> None:
 
 
 _TORCH_PID = os.getpid()
+_PREDICT_LOCK = threading.RLock()
+
+
+def _new_predict_lock() -> None:
+    # A forked child (nlp.pipe(n_process=...)) must not inherit a lock that
+    # another thread of the parent held at the moment of the fork.
+    global _PREDICT_LOCK
+    _PREDICT_LOCK = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_predict_lock)
 
 
 def _guard_forked_torch() -> None:

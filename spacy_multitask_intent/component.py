@@ -24,7 +24,7 @@ from spacy.pipeline.pipe import deserialize_config
 from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
-from thinc.api import Model, Optimizer
+from thinc.api import Config, Model, Optimizer
 
 from .decoding import biluo_to_bio_ids, bio_tags, tags_to_spans, transition_mask, viterbi
 from .extensions import LABELS_ATTR, SCORES_ATTR, install_extensions
@@ -33,7 +33,7 @@ from .scoring import score_intent_ner
 UPDATE_MODES = ("alternating", "joint", "ner_only")
 AGGREGATIONS = ("mean", "max")
 
-DEFAULT_MODEL = """
+DEFAULT_MODEL_CONFIG = """
 [model]
 @architectures = "spacy_multitask_intent.IntentNER.v1"
 dropout = 0.1
@@ -44,6 +44,7 @@ name = "all-MiniLM-L6-v2"
 window = 128
 stride = 96
 """
+DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 
 
 @Language.factory(

@@ -99,9 +99,10 @@ def heatmap_html(nlp: Language, queries: Sequence[str], path: Optional[Path] = N
 def entity_confidences(nlp: Language, examples, name: str = "intent_ner") -> Tuple[List[float], List[bool], int]:
     """Each predicted entity's confidence and correctness, plus the gold count.
 
-    With an intent head: the gating score (max over licensing intents of the
-    entity words' mean score; gating inferred from the data if unset).
-    NER-only: the mean probability of the entity's tags.
+    Confidence: the mean probability of the entity's BIO tags; with an intent
+    head it is multiplied by the gating score (max over licensing intents of
+    the entity words' mean intent score; gating inferred from the data if
+    unset), so sweeping it traces what intent gating buys.
     """
     from .calibrate import _ungated, infer_gating
 
@@ -110,19 +111,17 @@ def entity_confidences(nlp: Language, examples, name: str = "intent_ner") -> Tup
     tag_index = {t: i for i, t in enumerate(proc.tags)}
     with _ungated(nlp, name):
         docs = list(nlp.pipe([eg.predicted for eg in examples]))
-        ner_probs, _ = proc.predict(docs) if not proc.uses_intents else (None, None)
+    ner_probs, _ = proc.predict(docs)
     conf, correct, n_gold = [], [], 0
-    for k, (doc, eg) in enumerate(zip(docs, examples)):
+    for doc, eg, probs in zip(docs, examples, ner_probs):
         gold = {(e.start_char, e.end_char, e.label_) for e in eg.reference.ents}
         n_gold += len(gold)
         for ent in doc.ents:
-            if proc.uses_intents:
-                lic = gating.get(ent.label_)
-                c = max(ent._.intent.get(i, 0.0) for i in lic) if lic else 1.0
-            else:
-                probs = ner_probs[k]
-                ids = [tag_index[("B-" if i == ent.start else "I-") + ent.label_] for i in range(ent.start, ent.end)]
-                c = float(numpy.mean([probs[i, t] for i, t in zip(range(ent.start, ent.end), ids)]))
+            tags = [tag_index[("B-" if i == ent.start else "I-") + ent.label_] for i in range(ent.start, ent.end)]
+            c = float(numpy.mean(probs[numpy.arange(ent.start, ent.end), tags]))
+            lic = gating.get(ent.label_)
+            if proc.uses_intents and lic:
+                c *= max(ent._.intent.get(i, 0.0) for i in lic)
             conf.append(c)
             correct.append((ent.start_char, ent.end_char, ent.label_) in gold)
     return conf, correct, n_gold
@@ -147,7 +146,7 @@ def pr_png(models: Dict[str, Path], data: Path, path: Path) -> Path:
         ax.plot(r, p, label=label)
     ax.set_xlabel("entity recall")
     ax.set_ylabel("entity precision")
-    ax.set_title("Entity P/R as the threshold sweeps\n(multitask: gating score; NER-only: tag probability)", fontsize=9)
+    ax.set_title("Entity P/R as the threshold sweeps\n(confidence: tag probability; multitask: x gating intent score)", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -163,12 +162,17 @@ def training_curves_png(logs: Dict[str, Path], path: Path, name: str = "intent_n
     for label, log in logs.items():
         rows = [json.loads(l) for l in Path(log).read_text().splitlines() if l.strip()]
         steps = [r["step"] for r in rows]
+        # Logged losses are sums since the previous evaluation: per-step means.
+        spans = [max(s - p, 1) for s, p in zip(steps, [-1] + steps[:-1])]
         for key, style in ((f"{name}_ner", "-"), (f"{name}_intent", "--")):
-            vals = [r["losses"].get(key) for r in rows]
+            vals = [
+                None if r["losses"].get(key) is None else r["losses"][key] / n
+                for r, n in zip(rows, spans)
+            ]
             if any(v for v in vals):
                 ax.plot(steps, vals, style, label=f"{label}: {key.rsplit('_', 1)[-1]} loss")
     ax.set_xlabel("step")
-    ax.set_ylabel("loss (summed since the last evaluation)")
+    ax.set_ylabel("loss per step (mean since the last evaluation)")
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -10,7 +10,6 @@ import pickle
 import threading
 import warnings
 from io import BytesIO
-from itertools import islice
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -28,7 +27,7 @@ from thinc.api import Config, Model, Optimizer
 
 from .decoding import biluo_to_bio_ids, bio_tags, tags_to_spans, transition_mask, viterbi
 from .extensions import LABELS_ATTR, SCORES_ATTR, install_extensions
-from .scoring import score_intent_ner
+from .scoring import decide_intents, score_intent_ner
 
 UPDATE_MODES = ("alternating", "joint", "ner_only")
 AGGREGATIONS = ("mean", "max")
@@ -586,8 +585,6 @@ class IntentNER(TrainablePipe):
 
     def decide_intents(self, doc: Doc) -> List[str]:
         """The intents predicted for a processed doc (thresholds from cfg)."""
-        from .scoring import decide_intents
-
         return sorted(
             decide_intents(doc.cats, self.intent_labels, self.cfg["multi_label"], self.cfg["intent_thresholds"])
         )

@@ -1,5 +1,5 @@
 """Scores for entities, intents and whole frames, in spaCy's Scorer style."""
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Set
+from typing import Any, Dict, Iterable, Optional, Sequence, Set
 
 from spacy.scorer import Scorer
 from spacy.training import Example

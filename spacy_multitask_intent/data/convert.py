@@ -29,9 +29,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Tuple, Union
 
-import srsly
 import typer
 from spacy.language import Language
 from spacy.tokens import Doc, DocBin, Span

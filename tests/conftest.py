@@ -98,15 +98,20 @@ def build_nlp(encoder_path, **cfg):
     return nlp
 
 
+def fresh_nlp(encoder_path, seed=0, **cfg):
+    """A pipeline built with `cfg` and initialized on the toy set (untrained)."""
+    from thinc.api import fix_random_seed
+
+    fix_random_seed(seed)
+    nlp = build_nlp(encoder_path, **cfg)
+    nlp.initialize(lambda: toy_examples(nlp))
+    return nlp
+
+
 @pytest.fixture
 def toy_nlp(tiny_bert):
     """An initialized (untrained) pipeline on the tiny BERT."""
-    from thinc.api import fix_random_seed
-
-    fix_random_seed(0)
-    nlp = build_nlp(tiny_bert)
-    nlp.initialize(lambda: toy_examples(nlp))
-    return nlp
+    return fresh_nlp(tiny_bert)
 
 
 def train(nlp, examples, steps=30, lr=1e-3, seed=0):

@@ -15,7 +15,7 @@ import torch
 from spacy.tokens import DocBin
 from thinc.api import Adam, fix_random_seed
 
-from conftest import TOY, TOY_INTENTS, build_nlp, toy_examples, train
+from conftest import TOY, TOY_INTENTS, build_nlp, fresh_nlp, toy_examples, train
 from spacy_multitask_intent.layers import head_module
 
 TEXTS = [text for text, _, _ in TOY] + [
@@ -80,13 +80,6 @@ def head_state(proc, name):
 
 def same_state(a, b) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-
-def fresh_nlp(path, seed=0, **cfg):
-    fix_random_seed(seed)
-    nlp = build_nlp(path, **cfg)
-    nlp.initialize(lambda: toy_examples(nlp))
-    return nlp
 
 
 def ents_of(doc):

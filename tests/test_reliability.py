@@ -44,17 +44,6 @@ def saved(trained, tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture
-def fresh(tiny_bert):
-    """An initialized, untrained pipeline (own copy, may be updated)."""
-    from thinc.api import fix_random_seed
-
-    fix_random_seed(0)
-    nlp = build_nlp(tiny_bert)
-    nlp.initialize(lambda: toy_examples(nlp))
-    return nlp
-
-
 def check_doc(doc: Doc, intents) -> None:
     """The output invariants every processed doc must satisfy."""
     n = len(doc)
@@ -215,48 +204,48 @@ def _intent_weights(nlp):
     return head.linear.weight.detach().clone()
 
 
-def test_doc_without_cats_warns_and_trains_ner(fresh):
+def test_doc_without_cats_warns_and_trains_ner(toy_nlp):
     from thinc.api import Adam
 
-    eg = _eg(fresh, "find lemon cake".split(), [(1, 3, "PRODUCT")])  # no cats
+    eg = _eg(toy_nlp, "find lemon cake".split(), [(1, 3, "PRODUCT")])  # no cats
     assert not eg.reference.cats
-    ner_before, intent_before = _ner_weights(fresh), _intent_weights(fresh)
+    ner_before, intent_before = _ner_weights(toy_nlp), _intent_weights(toy_nlp)
     with pytest.warns(UserWarning, match=r"find lemon cake.*no doc\.cats"):
-        losses = fresh.update([eg], sgd=Adam(1e-2))
+        losses = toy_nlp.update([eg], sgd=Adam(1e-2))
     assert _finite(losses)
     assert losses["intent_ner_ner"] > 0
     assert losses["intent_ner_intent"] == 0.0  # masked out, not trained on zeros
-    assert not bool((_ner_weights(fresh) == ner_before).all()), "NER head did not train"
-    assert bool((_intent_weights(fresh) == intent_before).all()), "intent head trained on a doc without cats"
+    assert not bool((_ner_weights(toy_nlp) == ner_before).all()), "NER head did not train"
+    assert bool((_intent_weights(toy_nlp) == intent_before).all()), "intent head trained on a doc without cats"
 
 
-def test_mixed_batch_with_and_without_cats(fresh):
+def test_mixed_batch_with_and_without_cats(toy_nlp):
     from thinc.api import Adam
 
-    egs = toy_examples(fresh) + [_eg(fresh, "find lemon cake".split(), [(1, 3, "PRODUCT")])]
+    egs = toy_examples(toy_nlp) + [_eg(toy_nlp, "find lemon cake".split(), [(1, 3, "PRODUCT")])]
     with pytest.warns(UserWarning, match="no doc.cats"):
-        losses = fresh.update(egs, sgd=Adam(1e-3))
+        losses = toy_nlp.update(egs, sgd=Adam(1e-3))
     assert _finite(losses) and losses["intent_ner_intent"] > 0
 
 
-def test_unknown_intent_label_is_a_clear_error(fresh):
-    egs = toy_examples(fresh)
+def test_unknown_intent_label_is_a_clear_error(toy_nlp):
+    egs = toy_examples(toy_nlp)
     egs[2].reference.cats["cancel_order"] = 1.0
     with pytest.raises(ValueError, match=r"example 2.*cancel_order.*not initialized"):
-        fresh.update(egs)
+        toy_nlp.update(egs)
 
 
-def test_unknown_entity_label_is_a_clear_error(fresh):
+def test_unknown_entity_label_is_a_clear_error(toy_nlp):
     """An entity type the component was not initialized with is not silently
     dropped from the training targets."""
-    egs = toy_examples(fresh)
-    egs.append(_eg(fresh, "buy red apples".split(), [(1, 2, "COLOR")], {"product_search": 1.0}))
+    egs = toy_examples(toy_nlp)
+    egs.append(_eg(toy_nlp, "buy red apples".split(), [(1, 2, "COLOR")], {"product_search": 1.0}))
     with pytest.raises(ValueError, match=r"example 8.*COLOR.*not initialized"):
-        fresh.update(egs)
+        toy_nlp.update(egs)
 
 
 @pytest.mark.parametrize("span", [(0, 3), (1, 2), (0, 2), (1, 3)])
-def test_entities_on_whitespace_tokens(fresh, span):
+def test_entities_on_whitespace_tokens(toy_nlp, span):
     """Gold entities covering whitespace tokens train without error; the
     whitespace tokens themselves are not trained (they are never tagged at
     inference), and predictions never put them in an entity."""
@@ -264,17 +253,17 @@ def test_entities_on_whitespace_tokens(fresh, span):
 
     words, spaces = ["hi", " ", "there"], [False, False, False]
     s, e = span
-    egs = toy_examples(fresh) + [
-        _eg(fresh, words, [(s, e, "STORE")], {"store_lookup": 1.0}, spaces)
+    egs = toy_examples(toy_nlp) + [
+        _eg(toy_nlp, words, [(s, e, "STORE")], {"store_lookup": 1.0}, spaces)
     ]
     opt = Adam(1e-2)
     for _ in range(3):
-        losses = fresh.update(egs, sgd=opt)
+        losses = toy_nlp.update(egs, sgd=opt)
         assert _finite(losses)
-    ner = fresh.get_pipe("intent_ner")
+    ner = toy_nlp.get_pipe("intent_ner")
     tag_ids, _, _ = ner._targets(egs[-1:])
     assert tag_ids.tolist()[1] == -1  # the space token's gold tag is ignored
-    check_doc(fresh(Doc(fresh.vocab, words=words, spaces=spaces)), ner.intent_labels)
+    check_doc(toy_nlp(Doc(toy_nlp.vocab, words=words, spaces=spaces)), ner.intent_labels)
 
 
 def test_initialize_with_whitespace_entity(tiny_bert):
@@ -285,21 +274,21 @@ def test_initialize_with_whitespace_entity(tiny_bert):
     assert _finite(nlp.update(egs))
 
 
-def test_zero_length_docs_in_batch(fresh):
+def test_zero_length_docs_in_batch(toy_nlp):
     from thinc.api import Adam
 
-    empty_with_cats = _eg(fresh, [], cats={"store_lookup": 1.0})
-    empty_bare = _eg(fresh, [])
+    empty_with_cats = _eg(toy_nlp, [], cats={"store_lookup": 1.0})
+    empty_bare = _eg(toy_nlp, [])
     opt = Adam(1e-3)
-    losses = fresh.update(toy_examples(fresh) + [empty_with_cats, empty_bare], sgd=opt)
+    losses = toy_nlp.update(toy_examples(toy_nlp) + [empty_with_cats, empty_bare], sgd=opt)
     assert _finite(losses) and losses["intent_ner"] > 0
-    only_empty = fresh.update([empty_with_cats, empty_bare], sgd=opt)
+    only_empty = toy_nlp.update([empty_with_cats, empty_bare], sgd=opt)
     assert _finite(only_empty) and only_empty["intent_ner"] == 0.0
     # spaCy's own loop: update without sgd, then finish_update
-    losses = fresh.update([empty_bare] + toy_examples(fresh)[:2])
-    fresh.get_pipe("intent_ner").finish_update(opt)
+    losses = toy_nlp.update([empty_bare] + toy_examples(toy_nlp)[:2])
+    toy_nlp.get_pipe("intent_ner").finish_update(opt)
     assert _finite(losses)
-    scores = fresh.evaluate(toy_examples(fresh) + [empty_with_cats])
+    scores = toy_nlp.evaluate(toy_examples(toy_nlp) + [empty_with_cats])
     assert 0.0 <= scores["intent_acc"] <= 1.0
 
 
@@ -372,13 +361,13 @@ def test_garbage_model_file(saved, tmp_path):
 
 def test_truncated_model_bytes(trained):
     data = trained.get_pipe("intent_ner").to_bytes()
-    fresh = spacy.blank("en").from_config(trained.config).get_pipe("intent_ner")
+    toy_nlp = spacy.blank("en").from_config(trained.config).get_pipe("intent_ner")
     with pytest.raises(ValueError, match=r"intent_ner: cannot load .*truncated or damaged"):
-        fresh.from_bytes(data[: len(data) // 2])
+        toy_nlp.from_bytes(data[: len(data) // 2])
     msg = srsly.msgpack_loads(data)
     msg["model"] = msg["model"][: len(msg["model"]) // 2]
     with pytest.raises(ValueError, match=r"intent_ner: cannot load model file <bytes>.*truncated"):
-        fresh.from_bytes(srsly.msgpack_dumps(msg))
+        toy_nlp.from_bytes(srsly.msgpack_dumps(msg))
 
 
 def test_missing_model_file(saved, tmp_path):

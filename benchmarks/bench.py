@@ -599,6 +599,21 @@ def measure_inference(R, name, nlp_or_floor, query_sets, args):
         R["datasets"][ds]["systems"][name] = res
 
 
+def load_and_measure(R, name, loader, source, config, args, encoder, data_paths, query_sets):
+    """Load one spaCy pipeline (trained `source`, or `config` initialized),
+    record memory, size and inference speed, and return it."""
+    reset_peak()
+    R["memory"][name] = {"before_load": mem()}
+    log(f"loading {name} pipeline", source or f"({config}, initialized)")
+    nlp = loader(args, encoder, data_paths)
+    R["memory"][name]["after_load"] = mem()
+    R[f"{name}_source"] = source or f"{config} (initialized, untrained)"
+    R["size_on_disk"][name] = model_size(nlp)
+    measure_inference(R, name, nlp, query_sets, args)
+    reset_peak()
+    return nlp
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.threads:
@@ -659,29 +674,13 @@ def main(argv=None):
     gc.collect()
 
     # ---- stock
-    reset_peak()
-    R["memory"]["stock"] = {"before_load": mem()}
-    log("loading stock pipeline", args.stock_model or "(configs/stock.cfg, initialized)")
-    nlp = load_stock(args, encoder, data_paths)
-    R["memory"]["stock"]["after_load"] = mem()
-    R["stock_source"] = args.stock_model or "configs/stock.cfg (initialized, untrained)"
-    R["size_on_disk"]["stock"] = model_size(nlp)
-    measure_inference(R, "stock", nlp, query_sets, args)
-    reset_peak()
+    nlp = load_and_measure(R, "stock", load_stock, args.stock_model, "configs/stock.cfg", args, encoder, data_paths, query_sets)
     R["memory"]["stock"]["after_queries"] = run_queries(nlp, primary_texts, [n_first])[str(n_first)]
     del nlp
     gc.collect()
 
     # ---- intent_ner
-    reset_peak()
-    R["memory"]["intent_ner"] = {"before_load": mem()}
-    log("loading intent_ner pipeline", args.model or "(configs/multitask.cfg, initialized)")
-    nlp = load_intent_ner(args, encoder, data_paths)
-    R["memory"]["intent_ner"]["after_load"] = mem()
-    R["intent_ner_source"] = args.model or "configs/multitask.cfg (initialized, untrained)"
-    R["size_on_disk"]["intent_ner"] = model_size(nlp)
-    measure_inference(R, "intent_ner", nlp, query_sets, args)
-    reset_peak()
+    nlp = load_and_measure(R, "intent_ner", load_intent_ner, args.model, "configs/multitask.cfg", args, encoder, data_paths, query_sets)
     log(f"intent_ner RSS stream: {n_last:,} queries (checkpoints {n_first:,}, {n_last:,})")
     stream = run_queries(nlp, primary_texts, [n_first, n_last])
     R["memory"]["intent_ner"]["stream"] = stream

@@ -73,6 +73,30 @@ def markdown(table: Dict[str, Dict], title: str = "") -> str:
     return "\n".join(lines)
 
 
+def parse_variant(spec: str):
+    """'joint' or 'joint+intent_weight=0.5+training.max_steps=900' ->
+    (name, overrides). A key without a dot is a setting of the intent_ner
+    component; values are parsed like spaCy's --key value overrides."""
+    from spacy.cli._util import _parse_override
+
+    name, *settings = spec.split("+")
+    if name not in DEFAULT_VARIANTS:
+        raise ValueError(
+            f"Unknown configuration '{name}' in '{spec}'; choose from {list(DEFAULT_VARIANTS)}"
+        )
+    overrides = {}
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise ValueError(f"Bad setting '{item}' in '{spec}': write KEY=VALUE, e.g. intent_weight=0.5")
+        if "." not in key:
+            if name == "stock":
+                raise ValueError(f"'{item}' in '{spec}': the stock pipeline has no intent_ner settings; use a full key")
+            key = f"components.intent_ner.{key}"
+        overrides[key] = _parse_override(value)
+    return name, overrides
+
+
 def run_compare(
     train: Path,
     dev: Path,
@@ -82,28 +106,34 @@ def run_compare(
     variants: Sequence[str] = tuple(DEFAULT_VARIANTS),
     seeds: Sequence[int] = (0, 1, 2),
     overrides: Optional[Dict] = None,
+    resume: bool = False,
 ) -> Dict:
     from spacy.cli.train import train as spacy_train
 
     output_dir.mkdir(parents=True, exist_ok=True)
     runs: Dict[str, List[Dict]] = {}
-    for name in variants:
-        if name not in DEFAULT_VARIANTS:
-            raise ValueError(f"Unknown configuration '{name}'; choose from {list(DEFAULT_VARIANTS)}")
+    parsed = [(spec, *parse_variant(spec)) for spec in variants]  # fail before training
+    for spec, name, settings in parsed:
         base, variant = DEFAULT_VARIANTS[name]
         config = merge_config(configs_dir / base, configs_dir / variant if variant else None)
-        cfg_path = output_dir / "configs" / f"{name}.cfg"
+        cfg_path = output_dir / "configs" / f"{spec}.cfg"
         cfg_path.parent.mkdir(parents=True, exist_ok=True)
         config.to_disk(cfg_path, interpolate=False)
         for seed in seeds:
-            out = output_dir / name / f"seed{seed}"
-            msg.divider(f"{name}, seed {seed}")
+            out = output_dir / spec / f"seed{seed}"
+            done = out / "metrics.json"
+            if resume and done.exists():
+                msg.info(f"{spec}, seed {seed}: reusing {done}")
+                runs.setdefault(spec, []).append(json.loads(done.read_text()))
+                continue
+            msg.divider(f"{spec}, seed {seed}")
             ov = {
                 "paths.train": str(train),
                 "paths.dev": str(dev),
                 "system.seed": seed,
                 "paths.train_log": str(out / "train_log.jsonl"),
                 **(overrides or {}),
+                **settings,
             }
             start = time.perf_counter()
             spacy_train(cfg_path, out, overrides=ov)
@@ -111,8 +141,9 @@ def run_compare(
             result = evaluate(out / "model-best", test)
             result["train_seconds"] = seconds
             result["seed"] = seed
-            (out / "metrics.json").write_text(json.dumps(result, indent=2, default=float))
-            runs.setdefault(name, []).append(result)
+            result["overrides"] = {k: v for k, v in ov.items() if not k.startswith("paths.")}
+            done.write_text(json.dumps(result, indent=2, default=float))
+            runs.setdefault(spec, []).append(result)
     report = {
         setting: aggregate(runs, setting) for setting in ("gold_tokens", "raw_text")
     }
@@ -135,10 +166,16 @@ def compare_cli(
     test: Path = typer.Argument(..., help="Test set (.spacy)"),
     output_dir: Path = typer.Argument(..., help="Where runs, compare.md and compare.json go"),
     configs_dir: Path = typer.Option(Path("configs"), "--configs"),
-    variants: str = typer.Option(",".join(DEFAULT_VARIANTS), "--variants", help="Comma-separated"),
+    variants: str = typer.Option(
+        ",".join(DEFAULT_VARIANTS),
+        "--variants",
+        help="Comma-separated; each NAME or NAME+KEY=VALUE+... (a KEY without a dot is an "
+        "intent_ner setting), e.g. alternating+intent_lr_factor=0.01,joint+intent_weight=0.5",
+    ),
     seeds: str = typer.Option("0,1,2", "--seeds", help="Comma-separated seeds"),
     max_steps: Optional[int] = typer.Option(None, "--max-steps"),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Override paths.encoder"),
+    resume: bool = typer.Option(False, "--resume", help="Reuse runs whose metrics.json exists"),
 ) -> None:
     """Train + evaluate each configuration on each seed; print mean ± sd."""
     overrides: Dict = {}
@@ -155,4 +192,5 @@ def compare_cli(
         [v for v in variants.split(",") if v],
         [int(s) for s in seeds.split(",") if s],
         overrides,
+        resume,
     )

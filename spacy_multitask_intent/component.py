@@ -16,6 +16,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy
 import srsly
 from spacy import util
+from spacy.attrs import IS_SPACE
 from spacy.errors import Errors
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
@@ -27,6 +28,7 @@ from thinc.api import Config, Model, Optimizer
 
 from .decoding import biluo_to_bio_ids, bio_tags, tags_to_spans, transition_mask, viterbi
 from .extensions import LABELS_ATTR, SCORES_ATTR, install_extensions
+from .inference import enable_fast_predict, predict_heads
 from .scoring import decide_intents, score_intent_ner
 
 UPDATE_MODES = ("alternating", "joint", "ner_only")
@@ -275,20 +277,18 @@ class IntentNER(TrainablePipe):
         if not idx or not self.model.get_ref("ner_head").has_dim("nO"):
             return ner_out, intent_out
         ops = self.model.ops
-        # Thinc's PyTorchShim.predict switches the shared torch module to
-        # eval() and back to train() around each call, so two threads
-        # predicting at once would run parts of a forward pass with dropout
-        # on.  One prediction at a time per process (torch still uses all
-        # cores inside each one).
+        heads = [self.model.get_ref("ner_head")]
+        if self.uses_intents:
+            heads.append(self.model.get_ref("intent_head"))
+        # One prediction at a time per process (torch still uses all cores
+        # inside each one): a training step in another thread switches the
+        # shared torch modules to train(), i.e. dropout on.
         with _PREDICT_LOCK:
+            enable_fast_predict(self.model)  # eval + inference_mode; see inference.py
             X, lengths, _ = self._encode([docs[i] for i in idx], False)
-            ner = ops.to_numpy(self.model.get_ref("ner_head").predict(X))
-            logits = (
-                ops.to_numpy(self.model.get_ref("intent_head").predict(X))
-                if self.uses_intents
-                else None
-            )
-        ner = _softmax(ner)
+            outputs = [ops.to_numpy(y) for y in predict_heads(X, heads)]
+        ner = _softmax(outputs[0])
+        logits = outputs[1] if self.uses_intents else None
         for i, part in zip(idx, numpy.split(ner, numpy.cumsum(lengths)[:-1])):
             ner_out[i] = part
         if logits is not None:
@@ -307,8 +307,7 @@ class IntentNER(TrainablePipe):
             lp = numpy.log(numpy.clip(probs, 1e-9, 1.0))
             if len(doc):
                 # Whitespace tokens are never part of an entity.
-                space = numpy.fromiter((t.is_space for t in doc), bool, len(doc))
-                lp[space, 1:] = -1e9
+                lp[_is_space(doc), 1:] = -1e9
             log_probs.append(lp)
         paths = viterbi(log_probs, allowed, start) if log_probs else []
         intents = self.intent_labels
@@ -358,7 +357,7 @@ class IntentNER(TrainablePipe):
             # Whitespace tokens are never tagged at inference (set_annotations
             # forces them to O), so they are not trained either: their gold
             # tag is treated as unknown, whatever the annotation says.
-            space = numpy.fromiter((t.is_space for t in eg.predicted), bool, len(eg.predicted))
+            space = _is_space(eg.predicted)
             ids[space] = -1
             tag_rows.append(ids)
         tag_ids = numpy.concatenate(tag_rows) if tag_rows else numpy.zeros((0,), "i")
@@ -638,6 +637,10 @@ def _guard_forked_torch() -> None:
 
         torch.set_num_threads(1)
         _TORCH_PID = pid
+
+
+def _is_space(doc: Doc) -> numpy.ndarray:
+    return doc.to_array(IS_SPACE).astype(bool)
 
 
 def _softmax(x: numpy.ndarray) -> numpy.ndarray:

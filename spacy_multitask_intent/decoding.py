@@ -1,4 +1,5 @@
 """BIO tag sets and constrained (well-formed) decoding."""
+from functools import lru_cache
 from typing import List, Sequence, Tuple
 
 import numpy
@@ -17,17 +18,42 @@ def bio_tags(labels: Sequence[str]) -> List[str]:
 def transition_mask(tags: Sequence[str]) -> Tuple[numpy.ndarray, numpy.ndarray]:
     """Allowed transitions (prev, next) and allowed start tags.
 
-    I-X may only follow B-X or I-X, and may not start a sequence.
+    I-X may only follow B-X or I-X, and may not start a sequence.  Cached per
+    tag inventory (the arrays are read-only).
     """
-    n = len(tags)
-    allowed = numpy.ones((n, n), dtype=bool)
-    start = numpy.ones((n,), dtype=bool)
-    for j, tag in enumerate(tags):
-        if tag.startswith("I-"):
+    return _transition_mask(tuple(tags))
+
+
+@lru_cache(maxsize=32)
+def _tag_parts(tags: Tuple[str, ...]) -> Tuple[numpy.ndarray, numpy.ndarray, Tuple[str, ...]]:
+    """Per tag: entity-label id (-1 for O), whether it is a B- tag; label names."""
+    names: List[str] = []
+    index = {}
+    label_id = numpy.full((len(tags),), -1, dtype="i")
+    is_begin = numpy.zeros((len(tags),), dtype=bool)
+    for k, tag in enumerate(tags):
+        if tag.startswith(("B-", "I-")):
             label = tag[2:]
-            start[j] = False
-            for i, prev in enumerate(tags):
-                allowed[i, j] = prev in (f"B-{label}", f"I-{label}")
+            if label not in index:
+                index[label] = len(names)
+                names.append(label)
+            label_id[k] = index[label]
+            is_begin[k] = tag.startswith("B-")
+    for a in (label_id, is_begin):
+        a.setflags(write=False)
+    return label_id, is_begin, tuple(names)
+
+
+@lru_cache(maxsize=32)
+def _transition_mask(tags: Tuple[str, ...]) -> Tuple[numpy.ndarray, numpy.ndarray]:
+    label_id, is_begin, _ = _tag_parts(tags)
+    inside = (label_id >= 0) & ~is_begin
+    # prev -> next is allowed unless next is I-X and prev is not B-X / I-X.
+    same = label_id[:, None] == label_id[None, :]
+    allowed = ~inside[None, :] | (same & (label_id[:, None] >= 0))
+    start = ~inside
+    for a in (allowed, start):
+        a.setflags(write=False)
     return allowed, start
 
 
@@ -70,21 +96,28 @@ def viterbi(
 
 
 def tags_to_spans(path: Sequence[int], tags: Sequence[str]) -> List[Span]:
-    """Token spans (start, end, label) from a well-formed BIO tag path."""
-    spans: List[Span] = []
-    start, label = -1, ""
-    for i, t in enumerate(path):
-        tag = tags[t]
-        if tag.startswith("I-") and start >= 0 and tag[2:] == label:
-            continue
-        if start >= 0:
-            spans.append((start, i, label))
-            start = -1
-        if tag.startswith("B-") or tag.startswith("I-"):
-            start, label = i, tag[2:]
-    if start >= 0:
-        spans.append((start, len(path), label))
-    return spans
+    """Token spans (start, end, label) from a BIO tag path, vectorised.
+
+    A span starts at a B- tag, or at an I- tag that does not continue the
+    previous word's label (an ill-formed path is read leniently); it runs
+    over the following I- tags of the same label.
+    """
+    label_id, is_begin, names = _tag_parts(tuple(tags))
+    p = numpy.asarray(path, dtype="i")
+    if p.size == 0:
+        return []
+    lab = label_id[p]
+    prev = numpy.empty_like(lab)
+    prev[0] = -1
+    prev[1:] = lab[:-1]
+    tagged = lab >= 0
+    cont = tagged & ~is_begin[p] & (lab == prev)
+    starts = numpy.flatnonzero(tagged & ~cont)
+    if starts.size == 0:
+        return []
+    breaks = numpy.append(numpy.flatnonzero(~cont), len(p))
+    ends = breaks[numpy.searchsorted(breaks, starts, side="right")]
+    return [(int(s), int(e), names[lab[s]]) for s, e in zip(starts, ends)]
 
 
 def biluo_to_bio_ids(biluo: Sequence, tag_index: dict) -> numpy.ndarray:

@@ -157,6 +157,55 @@ def test_tags_to_spans():
     assert tags_to_spans(path, TAGS) == [(1, 3, "A"), (3, 4, "B")]
 
 
+def _spans_reference(path, tags):
+    """The plain per-word reading of a BIO path that the vectorised
+    tags_to_spans must reproduce exactly."""
+    spans, start, label = [], -1, ""
+    for i, t in enumerate(path):
+        tag = tags[t]
+        if tag.startswith("I-") and start >= 0 and tag[2:] == label:
+            continue
+        if start >= 0:
+            spans.append((start, i, label))
+            start = -1
+        if tag[:2] in ("B-", "I-"):
+            start, label = i, tag[2:]
+    if start >= 0:
+        spans.append((start, len(path), label))
+    return spans
+
+
+def _mask_reference(tags):
+    n = len(tags)
+    allowed, start = numpy.ones((n, n), bool), numpy.ones((n,), bool)
+    for j, tag in enumerate(tags):
+        if tag.startswith("I-"):
+            start[j] = False
+            for i, prev in enumerate(tags):
+                allowed[i, j] = prev in ("B-" + tag[2:], "I-" + tag[2:])
+    return allowed, start
+
+
+def test_vectorised_decoding_matches_per_word_reference():
+    """tags_to_spans and transition_mask are vectorised (no per-word Python
+    loop at inference); on random, also ill-formed, paths over several tag
+    inventories they give exactly the per-word reference results."""
+    rng = numpy.random.RandomState(3)
+    for labels in (["A"], ["A", "B"], ["LOC", "LOC.city", "X-Y", "B"], [f"L{i}" for i in range(70)]):
+        tags = bio_tags(labels)
+        allowed, start = transition_mask(tags)
+        ref_allowed, ref_start = _mask_reference(tags)
+        assert (allowed == ref_allowed).all() and (start == ref_start).all()
+        assert not allowed.flags.writeable  # cached: callers cannot corrupt it
+        for _ in range(300):
+            n = rng.randint(0, 15)
+            # Mostly a few tags, so that runs and label repeats are common.
+            pool = rng.choice(len(tags), size=min(len(tags), 5), replace=False)
+            path = rng.choice(pool, size=n).tolist()
+            assert tags_to_spans(path, tags) == _spans_reference(path, tags)
+            assert tags_to_spans(numpy.asarray(path, "i"), tags) == _spans_reference(path, tags)
+
+
 def test_biluo_to_bio_ids():
     index = {t: i for i, t in enumerate(TAGS)}
     biluo = ["U-A", "B-B", "I-B", "L-B", "O", "-", None, "", "U-C", "B-A", "L-A"]

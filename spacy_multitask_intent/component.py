@@ -60,6 +60,7 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
         "intent_thresholds": {},
         "gating": {},
         "gate_thresholds": {},
+        "bucket_size": 32,
         "scorer": {"@scorers": "spacy_multitask_intent.intent_ner_scorer.v1"},
     },
     default_score_weights={
@@ -85,6 +86,7 @@ def make_intent_ner(
     intent_thresholds: Dict[str, float],
     gating: Dict[str, List[str]],
     gate_thresholds: Dict[str, float],
+    bucket_size: int,
     scorer: Optional[Callable],
 ) -> "IntentNER":
     return IntentNER(
@@ -98,6 +100,7 @@ def make_intent_ner(
         intent_thresholds=intent_thresholds,
         gating=gating,
         gate_thresholds=gate_thresholds,
+        bucket_size=bucket_size,
         scorer=scorer,
     )
 
@@ -133,6 +136,7 @@ class IntentNER(TrainablePipe):
         intent_thresholds: Optional[Dict[str, float]] = None,
         gating: Optional[Dict[str, List[str]]] = None,
         gate_thresholds: Optional[Dict[str, float]] = None,
+        bucket_size: int = 32,
         scorer: Optional[Callable] = score_intent_ner,
     ):
         if update_mode not in UPDATE_MODES:
@@ -145,6 +149,8 @@ class IntentNER(TrainablePipe):
             )
         if intent_lr_factor < 0 or intent_weight < 0:
             raise ValueError("intent_ner: intent_lr_factor and intent_weight must be >= 0")
+        if int(bucket_size) < 1:
+            raise ValueError(f"intent_ner: bucket_size must be >= 1, got {bucket_size}")
         install_extensions()
         self.vocab = vocab
         self.model = model
@@ -161,6 +167,9 @@ class IntentNER(TrainablePipe):
             "intent_thresholds": dict(intent_thresholds or {}),
             "gating": {k: list(v) for k, v in (gating or {}).items()},
             "gate_thresholds": dict(gate_thresholds or {}),
+            # Inference: docs are sorted by length and encoded this many at a
+            # time, so each forward pass pads to similar lengths.
+            "bucket_size": int(bucket_size),
         }
         self._pending: Optional[Dict] = None  # NER-pass gradients awaiting finish_update
         self._warned_no_cats = False
@@ -280,21 +289,27 @@ class IntentNER(TrainablePipe):
         heads = [self.model.get_ref("ner_head")]
         if self.uses_intents:
             heads.append(self.model.get_ref("intent_head"))
-        # One prediction at a time per process (torch still uses all cores
-        # inside each one): a training step in another thread switches the
-        # shared torch modules to train(), i.e. dropout on.
-        with _PREDICT_LOCK:
-            enable_fast_predict(self.model)  # eval + inference_mode; see inference.py
-            X, lengths, _ = self._encode([docs[i] for i in idx], False)
-            outputs = [ops.to_numpy(y) for y in predict_heads(X, heads)]
-        ner = _softmax(outputs[0])
-        logits = outputs[1] if self.uses_intents else None
-        for i, part in zip(idx, numpy.split(ner, numpy.cumsum(lengths)[:-1])):
-            ner_out[i] = part
-        if logits is not None:
-            probs = 1.0 / (1.0 + numpy.exp(-logits))
-            for i, part in zip(idx, numpy.split(probs.astype("f"), numpy.cumsum(lengths)[:-1])):
-                intent_out[i] = part
+        # Sorted by length, then cut into buckets: a forward pass pads every
+        # doc to its longest one, so mixing a 3-word and a 40-word query in one
+        # pass computes 37 padding positions for the short one.
+        idx.sort(key=lambda i: len(docs[i]))
+        size = max(1, int(self.cfg.get("bucket_size", 32)))
+        for b in range(0, len(idx), size):
+            bucket = idx[b : b + size]
+            # One prediction at a time per process (torch still uses all
+            # cores inside each one): a training step in another thread
+            # switches the shared torch modules to train(), i.e. dropout on.
+            with _PREDICT_LOCK:
+                enable_fast_predict(self.model)  # eval + inference_mode; see inference.py
+                X, lengths, _ = self._encode([docs[i] for i in bucket], False)
+                outputs = [ops.to_numpy(y) for y in predict_heads(X, heads)]
+            splits = numpy.cumsum(lengths)[:-1]
+            for i, part in zip(bucket, numpy.split(_softmax(outputs[0]), splits)):
+                ner_out[i] = part
+            if self.uses_intents:
+                probs = (1.0 / (1.0 + numpy.exp(-outputs[1]))).astype("f")
+                for i, part in zip(bucket, numpy.split(probs, splits)):
+                    intent_out[i] = part
         return ner_out, intent_out
 
     def set_annotations(self, docs: Iterable[Doc], scores) -> None:

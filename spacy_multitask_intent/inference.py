@@ -48,7 +48,44 @@ def predict_heads(X: numpy.ndarray, heads: Sequence[Model]) -> list:
     from thinc.api import torch2xp, xp2torch
 
     modules = [h.layers[0].shims[0]._model for h in heads]
-    device = next(modules[0].parameters()).device
+    device = _device(modules[0])
     with torch.inference_mode():
         Xt = xp2torch(X, device=device)
         return [torch2xp(m.linear(Xt)) for m in modules]
+
+
+def _device(module):
+    for t in module.parameters():
+        return t.device
+    import torch
+
+    return torch.device("cpu")  # int8-quantized modules hold packed params, not parameters
+
+
+def quantize_int8(pipe) -> None:
+    """Opt-in dynamic int8 quantization (CPU inference only) of every Linear
+    layer of an ``intent_ner`` component: the transformer and both heads.
+
+    In place; training the quantized pipe afterwards is not supported.  The
+    accuracy change is measured in BENCHMARKS.md (``bench.py --int8``).
+    """
+    import warnings
+
+    import torch
+
+    from .model import transformer_of
+
+    def q(module):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch >= 2.9 deprecates eager-mode quantization
+            qd = getattr(getattr(torch, "ao", None), "quantization", torch.quantization).quantize_dynamic
+            return qd(module, {torch.nn.Linear}, dtype=torch.qint8)
+
+    if _device(transformer_of(pipe.model.get_ref("encoder")).layers[0].shims[0]._model).type != "cpu":
+        raise ValueError("quantize_int8: dynamic int8 quantization runs on CPU only; load the pipeline without a GPU")
+    shim = transformer_of(pipe.model.get_ref("encoder")).layers[0].shims[0]
+    shim._model = q(shim._model)
+    shim._hfmodel.transformer = shim._model  # HFShim keeps the module in both places
+    for name in ("ner_head", "intent_head"):
+        hshim = pipe.model.get_ref(name).layers[0].shims[0]
+        hshim._model = q(hshim._model)

@@ -119,3 +119,61 @@ def test_enable_fast_predict_is_idempotent(tiny_bert):
     again = [s.predict for node in proc.model.walk() for s in node.shims]
     assert [m.__func__ for m in first] == [m.__func__ for m in again]
     assert all(m.__self__ is s for m, s in zip(again, [s for n in proc.model.walk() for s in n.shims]))
+
+
+def test_length_buckets_keep_order_and_outputs(tiny_bert):
+    """predict sorts docs by length and encodes them bucket_size at a time;
+    every doc still gets its own scores, whatever the bucket size."""
+    nlp = fresh_nlp(tiny_bert)
+    train(nlp, toy_examples(nlp), steps=15)
+    proc = nlp.get_pipe("intent_ner")
+    texts = [t for t, _, _ in TOY] + ["orange", "", "buy orange at target " * 9, "find lemon cake store"]
+    docs = [nlp.make_doc(t) for t in texts]
+    results = {}
+    for size in (1, 2, 5, 1000):
+        proc.cfg["bucket_size"] = size
+        results[size] = proc.predict(docs)
+    for size in (1, 2, 5):
+        for doc, a, b in zip(docs, results[size][0], results[1000][0]):
+            assert a.shape == (len(doc), len(proc.tags))
+            numpy.testing.assert_allclose(a, b, atol=1e-5)
+        for a, b in zip(results[size][1], results[1000][1]):
+            assert (a is None) == (b is None)
+            if a is not None:
+                numpy.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_bucket_size_must_be_positive(tiny_bert):
+    import pytest
+    from conftest import build_nlp
+
+    with pytest.raises(ValueError, match="bucket_size must be >= 1"):
+        build_nlp(tiny_bert, bucket_size=0)
+
+
+def test_int8_quantization_is_opt_in_and_bounded(tiny_bert):
+    """quantize_int8 swaps every Linear for a dynamic int8 one; predictions
+    stay close to fp32 (the measured effect on a trained MiniLM is in
+    BENCHMARKS.md) and the pipeline still annotates docs."""
+    from spacy_multitask_intent.inference import quantize_int8
+
+    nlp = fresh_nlp(tiny_bert)
+    train(nlp, toy_examples(nlp), steps=15)
+    proc = nlp.get_pipe("intent_ner")
+    docs = [nlp.make_doc(t) for t in TEXTS]
+    fp32 = proc.predict(docs)
+    quantize_int8(proc)
+    linear = [m for node in proc.model.walk() for s in node.shims for m in s._model.modules()
+              if type(m) is torch.nn.Linear]
+    assert linear == []  # all replaced
+    int8 = proc.predict(docs)
+    for a, b in zip(fp32[0], int8[0]):
+        assert a.shape == b.shape
+        assert numpy.isfinite(b).all()
+        if len(a):
+            assert numpy.abs(a - b).max() < 0.05
+    for a, b in zip(fp32[1], int8[1]):
+        if a is not None:
+            assert numpy.abs(a - b).max() < 0.05
+    doc = nlp("pickup my order at orange store")
+    assert set(doc.cats) == set(proc.intent_labels)

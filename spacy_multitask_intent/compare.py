@@ -107,6 +107,7 @@ def run_compare(
     seeds: Sequence[int] = (0, 1, 2),
     overrides: Optional[Dict] = None,
     resume: bool = False,
+    report_name: str = "compare",
 ) -> Dict:
     from spacy.cli.train import train as spacy_train
 
@@ -151,11 +152,11 @@ def run_compare(
         name: [{k: r[k] for k in ("seed", "train_seconds", "gold_tokens", "raw_text")} for r in results]
         for name, results in runs.items()
     }
-    (output_dir / "compare.json").write_text(json.dumps(report, indent=2, default=float))
+    (output_dir / f"{report_name}.json").write_text(json.dumps(report, indent=2, default=float))
     text = "\n\n".join(
         markdown(report[s], s.replace("_", " ")) for s in ("gold_tokens", "raw_text")
     )
-    (output_dir / "compare.md").write_text(text + "\n")
+    (output_dir / f"{report_name}.md").write_text(text + "\n")
     print(text)
     return report
 
@@ -176,6 +177,7 @@ def compare_cli(
     max_steps: Optional[int] = typer.Option(None, "--max-steps"),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Override paths.encoder"),
     resume: bool = typer.Option(False, "--resume", help="Reuse runs whose metrics.json exists"),
+    report_name: str = typer.Option("compare", "--report", help="Table file names: OUTPUT_DIR/REPORT.md and .json"),
 ) -> None:
     """Train + evaluate each configuration on each seed; print mean ± sd."""
     overrides: Dict = {}
@@ -193,4 +195,5 @@ def compare_cli(
         [int(s) for s in seeds.split(",") if s],
         overrides,
         resume,
+        report_name,
     )

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from spacy_multitask_intent.compare import aggregate, markdown, mean_sd, run_compare
+from spacy_multitask_intent.compare import aggregate, markdown, mean_sd, parse_variant, run_compare
 from spacy_multitask_intent.data.convert import convert
 from spacy_multitask_intent.data.generate import write_splits
 
@@ -36,6 +36,28 @@ def test_aggregate_and_markdown():
     assert "| b | 50.00 ± 0.00 |" in md and "—" in md
 
 
+def test_parse_variant():
+    assert parse_variant("ner_only") == ("ner_only", {})
+    name, ov = parse_variant("joint+intent_weight=0.5+training.max_steps=900")
+    assert name == "joint"
+    assert ov == {"components.intent_ner.intent_weight": 0.5, "training.max_steps": 900}
+    assert isinstance(ov["training.max_steps"], int)
+    assert parse_variant("alternating+intent_lr_factor=0.01")[1] == {"components.intent_ner.intent_lr_factor": 0.01}
+    with pytest.raises(ValueError, match="Unknown configuration 'jiont'"):
+        parse_variant("jiont+intent_weight=0.5")
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_variant("joint+intent_weight")
+    with pytest.raises(ValueError, match="no intent_ner settings"):
+        parse_variant("stock+intent_weight=1")
+
+
+def test_bad_variant_fails_before_any_training(tmp_path):
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        run_compare(tmp_path / "t", tmp_path / "d", tmp_path / "x", tmp_path / "out",
+                    configs_dir=ROOT_DIR / "configs", variants=["ner_only", "joint+oops"], seeds=[0])
+    assert not (tmp_path / "out" / "ner_only").exists()
+
+
 @pytest.mark.slow
 def test_run_compare_on_tiny_model(tiny_bert, tmp_path):
     raw = tmp_path / "raw"
@@ -63,3 +85,31 @@ def test_run_compare_on_tiny_model(tiny_bert, tmp_path):
     assert (out / "compare.md").read_text().count("| ner_only |") == 2
     saved = (out / "configs" / "ner_only.cfg").read_text()
     assert 'update_mode = "ner_only"' in saved
+
+    # --resume reuses finished runs (their files are not rewritten) and
+    # trains only what is new; a variant spec's settings reach the config.
+    stamp = {s: (out / "ner_only" / f"seed{s}" / "metrics.json").stat().st_mtime_ns for s in (0, 1)}
+    again = run_compare(
+        tmp_path / "train.spacy",
+        tmp_path / "dev.spacy",
+        tmp_path / "test.spacy",
+        out,
+        configs_dir=ROOT_DIR / "configs",
+        variants=["ner_only", "joint+intent_weight=0.5"],
+        seeds=[0, 1],
+        overrides={"paths.encoder": str(tiny_bert), "training.max_steps": 2, "training.eval_frequency": 1},
+        resume=True,
+        report_name="ablation",
+    )
+    for s in (0, 1):
+        assert (out / "ner_only" / f"seed{s}" / "metrics.json").stat().st_mtime_ns == stamp[s]
+    assert again["gold_tokens"]["ner_only"] == report["gold_tokens"]["ner_only"]
+    run = json.loads((out / "joint+intent_weight=0.5" / "seed1" / "metrics.json").read_text())
+    assert run["overrides"]["components.intent_ner.intent_weight"] == 0.5
+    import spacy
+
+    trained = spacy.load(out / "joint+intent_weight=0.5" / "seed1" / "model-best")
+    assert trained.get_pipe("intent_ner").cfg["intent_weight"] == 0.5
+    assert trained.get_pipe("intent_ner").cfg["update_mode"] == "joint"
+    assert "| joint+intent_weight=0.5 |" in (out / "ablation.md").read_text()
+    assert (out / "compare.md").exists()  # the first report is left alone

@@ -422,13 +422,16 @@ def render_markdown(R) -> str:
                 f"{_f(S['intent_ner']['throughput'].get(b, {}).get('qps'), 1)} | | {_f(v['qps'], 1)} | "
                 f"{_f(_r(S['intent_ner']['throughput'].get(b, {}).get('qps'), v['qps']))} | |"
             )
-        for p in ("p50_ms", "p95_ms", "p99_ms"):
-            v = {s: S[s]["latency"][p] for s in S if "latency" in S[s]}
-            lines.append(
-                f"| single-query {p[:-3]} (ms) | {_f(v.get('intent_ner'))} | {_f(v.get('stock'))} | "
-                f"{_f(v.get('floor'))} | {_f(_r(v.get('intent_ner'), v.get('floor')))} | "
-                f"{_f(_r(v.get('intent_ner'), v.get('stock')))} |"
-            )
+        for key, suffix in (("latency", ""), ("latency_1thread", ", torch threads 1")):
+            for p in ("p50_ms", "p95_ms", "p99_ms"):
+                v = {s: S[s][key][p] for s in S if key in S[s]}
+                if not v:
+                    continue
+                lines.append(
+                    f"| single-query {p[:-3]} (ms){suffix} | {_f(v.get('intent_ner'))} | {_f(v.get('stock'))} | "
+                    f"{_f(v.get('floor'))} | {_f(_r(v.get('intent_ner'), v.get('floor')))} | "
+                    f"{_f(_r(v.get('intent_ner'), v.get('stock')))} |"
+                )
         lines.append("")
     M = R["memory"]
     lines.append("### Memory and size\n")
@@ -609,6 +612,19 @@ def measure_inference(R, name, nlp_or_floor, query_sets, args):
             nlp_or_floor.latency(texts, args.latency_calls) if is_floor
             else pipe_latency(nlp_or_floor, texts, args.latency_calls)
         )
+        threads = torch.get_num_threads()
+        if threads > 1:
+            # Thread setting: a short query's matrices are small, so intra-op
+            # threads may cost more in synchronisation than they save.
+            log(f"{name} [{ds}] latency at torch threads 1 ({args.latency_calls} calls)")
+            torch.set_num_threads(1)
+            try:
+                res["latency_1thread"] = (
+                    nlp_or_floor.latency(texts, args.latency_calls) if is_floor
+                    else pipe_latency(nlp_or_floor, texts, args.latency_calls)
+                )
+            finally:
+                torch.set_num_threads(threads)
         R["datasets"][ds]["systems"][name] = res
 
 

@@ -33,6 +33,8 @@ from .scoring import decide_intents, score_intent_ner
 
 UPDATE_MODES = ("alternating", "joint", "ner_only")
 AGGREGATIONS = ("mean", "max")
+OPTIMIZER_STATES = ("shared", "separate")
+INTENT_KEY_SUFFIX = "::intent"  # optimizer keys of the intent step's own Adam state
 
 DEFAULT_MODEL_CONFIG = """
 [model]
@@ -55,6 +57,7 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
         "model": DEFAULT_MODEL,
         "update_mode": "alternating",
         "intent_lr_factor": 0.1,
+        "intent_optimizer_state": "shared",
         "intent_weight": 1.0,
         "cats_aggregation": "mean",
         "intent_thresholds": {},
@@ -81,6 +84,7 @@ def make_intent_ner(
     model: Model,
     update_mode: str,
     intent_lr_factor: float,
+    intent_optimizer_state: str,
     intent_weight: float,
     cats_aggregation: str,
     intent_thresholds: Dict[str, float],
@@ -95,6 +99,7 @@ def make_intent_ner(
         name,
         update_mode=update_mode,
         intent_lr_factor=intent_lr_factor,
+        intent_optimizer_state=intent_optimizer_state,
         intent_weight=intent_weight,
         cats_aggregation=cats_aggregation,
         intent_thresholds=intent_thresholds,
@@ -112,10 +117,14 @@ class _ScaledLR:
     the intent step is made smaller by scaling the learning rate itself.
     """
 
-    def __init__(self, optimizer: Optimizer, scale: float):
-        self.optimizer, self.scale = optimizer, scale
+    def __init__(self, optimizer: Optimizer, scale: float, key_suffix: str = ""):
+        self.optimizer, self.scale, self.key_suffix = optimizer, scale, key_suffix
 
     def __call__(self, key, weights, gradient, *, lr_scale: float = 1.0):
+        if self.key_suffix:
+            # A key of its own: thinc's Adam keeps moments and the update
+            # count per key, so this step no longer shares them.
+            key = (key[0], f"{key[1]}{self.key_suffix}")
         return self.optimizer(key, weights, gradient, lr_scale=lr_scale * self.scale)
 
     def __getattr__(self, name):
@@ -131,6 +140,7 @@ class IntentNER(TrainablePipe):
         *,
         update_mode: str = "alternating",
         intent_lr_factor: float = 0.1,
+        intent_optimizer_state: str = "shared",
         intent_weight: float = 1.0,
         cats_aggregation: str = "mean",
         intent_thresholds: Optional[Dict[str, float]] = None,
@@ -147,6 +157,11 @@ class IntentNER(TrainablePipe):
             raise ValueError(
                 f"intent_ner: cats_aggregation must be one of {AGGREGATIONS}, got '{cats_aggregation}'"
             )
+        if intent_optimizer_state not in OPTIMIZER_STATES:
+            raise ValueError(
+                f"intent_ner: intent_optimizer_state must be one of {OPTIMIZER_STATES}, "
+                f"got '{intent_optimizer_state}'"
+            )
         if intent_lr_factor < 0 or intent_weight < 0:
             raise ValueError("intent_ner: intent_lr_factor and intent_weight must be >= 0")
         if int(bucket_size) < 1:
@@ -162,6 +177,10 @@ class IntentNER(TrainablePipe):
             "multi_label": False,
             "update_mode": update_mode,
             "intent_lr_factor": float(intent_lr_factor),
+            # alternating: "separate" gives the intent step its own Adam
+            # moments (as a second optimizer would); "shared" lets both steps
+            # update one set of moments per encoder weight.
+            "intent_optimizer_state": intent_optimizer_state,
             "intent_weight": float(intent_weight),
             "cats_aggregation": cats_aggregation,
             "intent_thresholds": dict(intent_thresholds or {}),
@@ -486,7 +505,7 @@ class IntentNER(TrainablePipe):
                 intent_loss, d_intent = _sigmoid_bce(ops.to_numpy(intent_logits), intent_y, intent_mask)
                 bp_enc(ops.unflatten(bp_intent(ops.asarray2f(d_intent)), lengths))
                 if sgd not in (None, False):
-                    self._step(sgd, [enc, intent_head], self.cfg["intent_lr_factor"])
+                    self._intent_step(sgd, enc, intent_head)
             elif sgd not in (None, False):
                 self._step(sgd, [enc, ner_head], 1.0)
         losses[f"{self.name}_ner"] += ner_loss
@@ -507,15 +526,19 @@ class IntentNER(TrainablePipe):
             self._pending = None
             self._step(sgd, [enc, ner_head], 1.0)
             _swap_grads(enc, intent_grads)
-            self._step(sgd, [enc, intent_head], self.cfg["intent_lr_factor"])
+            self._intent_step(sgd, enc, intent_head)
         elif mode == "joint":
             self._step(sgd, [enc, ner_head, intent_head], 1.0)
         else:
             self._step(sgd, [enc, ner_head], 1.0)
 
+    def _intent_step(self, sgd: Optimizer, enc: Model, intent_head: Model) -> None:
+        separate = self.cfg.get("intent_optimizer_state", "shared") == "separate"
+        self._step(sgd, [enc, intent_head], self.cfg["intent_lr_factor"], INTENT_KEY_SUFFIX if separate else "")
+
     @staticmethod
-    def _step(sgd: Optimizer, parts: Sequence[Model], scale: float) -> None:
-        opt = sgd if scale == 1.0 else _ScaledLR(sgd, scale)
+    def _step(sgd: Optimizer, parts: Sequence[Model], scale: float, key_suffix: str = "") -> None:
+        opt = sgd if scale == 1.0 and not key_suffix else _ScaledLR(sgd, scale, key_suffix)
         for part in parts:
             part.finish_update(opt)
 

@@ -221,6 +221,46 @@ def test_alternating_component_update_with_sgd(tiny_bert):
     assert len(spy.calls) == n
 
 
+def test_alternating_separate_optimizer_state(tiny_bert):
+    """intent_optimizer_state = "separate": the intent step uses keys of its
+    own, so Adam keeps separate moments (and update counts) for it; the NER
+    step's keys, scales and gradients are those of the shared setting."""
+    from spacy_multitask_intent.component import INTENT_KEY_SUFFIX
+
+    runs = {}
+    for state in ("shared", "separate"):
+        nlp = fresh_nlp(tiny_bert, intent_lr_factor=0.25, intent_optimizer_state=state)
+        proc = nlp.get_pipe("intent_ner")
+        spy = SpyOptimizer(Adam(1e-3))
+        nlp.update(toy_examples(nlp), sgd=False, losses={})
+        proc.finish_update(spy)
+        runs[state] = (spy, proc)
+    shared, separate = runs["shared"][0], runs["separate"][0]
+    parts, _ = keys_by_part(runs["separate"][1])
+    ner_calls = [(k, s) for k, s, _ in separate.calls if s == 1.0]
+    intent_calls = [(k, s) for k, s, _ in separate.calls if s != 1.0]
+    assert ner_calls and intent_calls
+    assert all(not k[1].endswith(INTENT_KEY_SUFFIX) for k, _ in ner_calls)
+    assert all(k[1].endswith(INTENT_KEY_SUFFIX) and s == 0.25 for k, s in intent_calls)
+    # Encoder weights get one NER-keyed and one intent-keyed entry in Adam.
+    enc_keys = {k for k, _ in ner_calls} & parts["encoder"]
+    assert enc_keys
+    intent_enc = {(k[0], k[1][: -len(INTENT_KEY_SUFFIX)]) for k, _ in intent_calls} & parts["encoder"]
+    assert intent_enc == enc_keys
+    assert all(separate.optimizer.nr_update[k] == 1 for k in enc_keys)
+    shared_enc = {k for k, s, _ in shared.calls if s == 1.0} & keys_by_part(runs["shared"][1])[0]["encoder"]
+    assert len(shared_enc) == len(enc_keys)
+    assert all(shared.optimizer.nr_update[k] == 2 for k in shared_enc)
+    # Same seed, same batch: the NER step is identical in both settings.
+    assert [k[1] for k, s, _ in shared.calls if s == 1.0] == [k[1] for k, _ in ner_calls]
+    for (_, _, g1), (_, _, g2) in zip(
+        [c for c in shared.calls if c[1] == 1.0], [c for c in separate.calls if c[1] == 1.0]
+    ):
+        numpy.testing.assert_allclose(g1, g2, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="intent_optimizer_state must be one of"):
+        fresh_nlp(tiny_bert, intent_optimizer_state="own")
+
+
 def test_alternating_gradient_accumulation(tiny_bert):
     nlp = fresh_nlp(tiny_bert, intent_lr_factor=0.25)
     proc = nlp.get_pipe("intent_ner")

@@ -108,6 +108,7 @@ def run_compare(
     overrides: Optional[Dict] = None,
     resume: bool = False,
     report_name: str = "compare",
+    collect_only: bool = False,
 ) -> Dict:
     from spacy.cli.train import train as spacy_train
 
@@ -123,9 +124,12 @@ def run_compare(
         for seed in seeds:
             out = output_dir / spec / f"seed{seed}"
             done = out / "metrics.json"
-            if resume and done.exists():
+            if (resume or collect_only) and done.exists():
                 msg.info(f"{spec}, seed {seed}: reusing {done}")
                 runs.setdefault(spec, []).append(json.loads(done.read_text()))
+                continue
+            if collect_only:
+                msg.warn(f"{spec}, seed {seed}: no {done}, left out of the table")
                 continue
             msg.divider(f"{spec}, seed {seed}")
             ov = {
@@ -178,6 +182,7 @@ def compare_cli(
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Override paths.encoder"),
     resume: bool = typer.Option(False, "--resume", help="Reuse runs whose metrics.json exists"),
     report_name: str = typer.Option("compare", "--report", help="Table file names: OUTPUT_DIR/REPORT.md and .json"),
+    collect_only: bool = typer.Option(False, "--collect", help="Train nothing: tabulate the runs that exist"),
 ) -> None:
     """Train + evaluate each configuration on each seed; print mean ± sd."""
     overrides: Dict = {}
@@ -196,4 +201,5 @@ def compare_cli(
         overrides,
         resume,
         report_name,
+        collect_only,
     )

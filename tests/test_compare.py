@@ -113,3 +113,14 @@ def test_run_compare_on_tiny_model(tiny_bert, tmp_path):
     assert trained.get_pipe("intent_ner").cfg["update_mode"] == "joint"
     assert "| joint+intent_weight=0.5 |" in (out / "ablation.md").read_text()
     assert (out / "compare.md").exists()  # the first report is left alone
+
+    # --collect trains nothing: missing runs are left out of the table.
+    collected = run_compare(
+        tmp_path / "train.spacy", tmp_path / "dev.spacy", tmp_path / "test.spacy", out,
+        configs_dir=ROOT_DIR / "configs", variants=["ner_only", "joint+intent_weight=1.5"],
+        seeds=[0, 1, 2], collect_only=True, report_name="collected",
+    )
+    assert set(collected["gold_tokens"]) == {"ner_only"}
+    assert collected["gold_tokens"]["ner_only"]["ents_f"]["n"] == 2
+    assert not (out / "joint+intent_weight=1.5").exists()
+    assert not (out / "ner_only" / "seed2").exists()

@@ -32,9 +32,34 @@ def evaluate(model: Path, data: Path, batch_size: int = 256) -> Dict:
         msg.info(f"Evaluating {model} on {len(examples)} docs ({key.replace('_', ' ')})")
         start = time.perf_counter()
         scores = nlp.evaluate(examples, batch_size=batch_size)
+        if "intent_acc" not in scores:
+            scores.update(_textcat_intent_scores(nlp, examples, batch_size))
         scores["seconds"] = time.perf_counter() - start
         result[key] = scores
     return result
+
+
+def _textcat_intent_scores(nlp, examples, batch_size: int) -> Dict:
+    """intent_acc / frame_acc for a pipeline without intent_ner (the stock
+    peer: ner + textcat_multilabel), scored exactly as intent_ner's are.
+
+    The intent decision is the multi-label rule (every label >= 0.5, the
+    argmax if none is), i.e. textcat_multilabel's own threshold.
+    """
+    from spacy.training import Example
+
+    from .scoring import score_intent_ner
+
+    labels = sorted(
+        {l for name in nlp.pipe_names if name.startswith("textcat")
+         for l in nlp.get_pipe(name).labels}
+    )
+    if not labels:
+        return {}
+    docs = nlp.pipe((eg.predicted.copy() for eg in examples), batch_size=batch_size)
+    scored = [Example(doc, eg.reference) for doc, eg in zip(docs, examples)]
+    s = score_intent_ner(scored, intent_labels=labels, multi_label=True)
+    return {"intent_acc": s["intent_acc"], "frame_acc": s["frame_acc"]}
 
 
 def evaluate_cli(

@@ -76,6 +76,11 @@ def test_run_compare_on_tiny_model(tiny_bert, tmp_path):
         overrides={"paths.encoder": str(tiny_bert), "training.max_steps": 2, "training.eval_frequency": 1},
     )
     assert set(report["gold_tokens"]) == {"ner_only", "alternating", "stock"}
+    # The stock peer's intents (textcat_multilabel) and frames are scored too.
+    for setting in ("gold_tokens", "raw_text"):
+        assert report[setting]["stock"]["intent_acc"]["n"] == 2
+        assert report[setting]["stock"]["frame_acc"]["n"] == 2
+        assert report[setting]["ner_only"]["intent_acc"]["n"] == 0
     for name, rows in report["runs"].items():
         assert [r["seed"] for r in rows] == [0, 1]
     # The table's numbers are the mean of the per-seed metrics files.

@@ -204,9 +204,10 @@ def calibrate_cli(
         for key in ("ents_p", "ents_r", "ents_f", "intent_acc", "frame_acc"):
             b, a = result["test_before"][key], result["test_after"][key]
             msg.info(f"test {key}: {100 * b:.2f} -> {100 * a:.2f}")
-    out = output or model
-    nlp.to_disk(out)
-    msg.good(f"Saved calibrated pipeline to {out}")
-    if report:
+    if report:  # written first: the scores survive a failed save
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(json.dumps(result, indent=2))
+    out = Path(output or model)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    nlp.to_disk(out)
+    msg.good(f"Saved calibrated pipeline to {out}")

@@ -65,3 +65,26 @@ def test_calibrate_refuses_ner_only(tiny_bert):
     nlp.initialize(lambda: toy_examples(nlp))
     with pytest.raises(ValueError, match="nothing to calibrate"):
         calibrate(nlp, toy_examples(nlp))
+
+
+def test_calibrate_cli_saves_to_a_new_nested_dir(toy_nlp, tmp_path):
+    import json
+
+    from spacy.tokens import DocBin
+
+    from spacy_multitask_intent.calibrate import calibrate_cli
+
+    examples = toy_examples(toy_nlp)
+    train(toy_nlp, examples, steps=30, lr=3e-3)
+    toy_nlp.to_disk(tmp_path / "model")
+    DocBin(docs=[eg.reference for eg in examples], store_user_data=True).to_disk(tmp_path / "dev.spacy")
+    out = tmp_path / "not" / "yet" / "there"
+    report = tmp_path / "reports" / "cal.json"
+    calibrate_cli(
+        tmp_path / "model", tmp_path / "dev.spacy", output=out, objective="f1",
+        min_precision=0.9, gate=[], test=tmp_path / "dev.spacy", report=report, name="intent_ner",
+    )
+    saved = json.loads(report.read_text())
+    assert set(saved["test_before"]) == {"ents_p", "ents_r", "ents_f", "intent_acc", "frame_acc"}
+    loaded = spacy.load(out)
+    assert loaded.get_pipe("intent_ner").cfg["intent_thresholds"] == pytest.approx(saved["intent_thresholds"])

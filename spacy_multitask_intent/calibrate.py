@@ -87,9 +87,12 @@ def _ungated(nlp: Language, name: str):
     return _Off()
 
 
-def infer_gating(examples: List[Example], min_share: float = 0.9) -> Dict[str, List[str]]:
+def infer_gating(
+    examples: List[Example], min_share: float = 0.9, min_count: int = 1
+) -> Dict[str, List[str]]:
     """Entity label -> intents present in at least `min_share` of the gold
-    queries that contain the label (labels seen with every intent get none)."""
+    queries that contain the label (labels seen with every intent get none,
+    and so do labels in fewer than `min_count` queries)."""
     seen: Dict[str, Counter] = defaultdict(Counter)
     n_label: Counter = Counter()
     for eg in examples:
@@ -99,6 +102,8 @@ def infer_gating(examples: List[Example], min_share: float = 0.9) -> Dict[str, L
             seen[label].update(intents)
     gating = {}
     for label, counts in seen.items():
+        if n_label[label] < min_count:
+            continue
         lic = sorted(i for i, c in counts.items() if c / n_label[label] >= min_share)
         if lic:
             gating[label] = lic
@@ -113,8 +118,19 @@ def calibrate(
     objective: str = "f1",
     min_precision: float = 0.9,
     gating: Optional[Dict[str, List[str]]] = None,
+    min_support: int = 5,
 ) -> Dict:
-    """Fit intent and gate thresholds on `dev` and store them in the component."""
+    """Fit intent and gate thresholds on `dev` and store them in the component.
+
+    An intent with fewer than `min_support` dev queries, or an entity label
+    with fewer than `min_support` gold dev entities, is not calibrated: a
+    threshold fitted to one or two examples (or to none) is noise that costs
+    test precision.  Such intents keep the default 0.5; such labels add no
+    gate threshold (and are not gated at all when the gating is inferred).
+    They are listed under "not_calibrated" in the result.
+    """
+    if min_support < 1:
+        raise ValueError(f"min_support must be at least 1, got {min_support}")
     proc = nlp.get_pipe(name)
     if not proc.uses_intents:
         raise ValueError(
@@ -124,14 +140,27 @@ def calibrate(
     intents = proc.intent_labels
     with _ungated(nlp, name):
         docs = list(nlp.pipe([eg.predicted for eg in dev]))
-    result: Dict = {"objective": objective, "intent_thresholds": {}, "gate_thresholds": {}}
+    result: Dict = {
+        "objective": objective,
+        "min_support": min_support,
+        "intent_thresholds": {},
+        "gate_thresholds": {},
+        "not_calibrated": {"intents": {}, "entity_labels": {}},
+    }
     for label in intents:
         scores = [d.cats.get(label, 0.0) for d in docs]
         gold = [label in gold_intents(eg.reference.cats) for eg in dev]
+        if sum(gold) < min_support:
+            result["not_calibrated"]["intents"][label] = sum(gold)
+            continue
         thr, stats = best_threshold(scores, gold, objective, min_precision)
         result["intent_thresholds"][label] = thr
         result.setdefault("intent_dev", {})[label] = stats
-    gating = dict(gating) if gating is not None else (proc.cfg["gating"] or infer_gating(dev))
+    gating = (
+        dict(gating)
+        if gating is not None
+        else (proc.cfg["gating"] or infer_gating(dev, min_count=min_support))
+    )
     result["gating"] = gating
     for ent_label, licensing in gating.items():
         for intent in licensing:
@@ -148,6 +177,9 @@ def calibrate(
                 word = ent._.intent
                 scores.append(max(word.get(i, 0.0) for i in licensing))
                 correct.append((ent.start_char, ent.end_char) in gold)
+        if n_gold < min_support:
+            result["not_calibrated"]["entity_labels"][ent_label] = n_gold
+            continue
         thr, stats = best_threshold(scores, correct, objective, min_precision, n_positive=n_gold)
         # One threshold per licensing intent (they share the entity's decision).
         for intent in licensing:
@@ -175,6 +207,7 @@ def calibrate_cli(
     test: Optional[Path] = typer.Option(None, "--test", help="Report test scores before and after"),
     report: Optional[Path] = typer.Option(None, "--report", help="Write the thresholds and scores as JSON"),
     name: str = typer.Option("intent_ner", "--component"),
+    min_support: int = typer.Option(5, "--min-support", help="Fewest dev positives an intent or entity label needs to get its own threshold"),
 ) -> None:
     """Fit per-intent thresholds on DEV and write them into the pipeline."""
     nlp = spacy.load(model)
@@ -194,7 +227,14 @@ def calibrate_cli(
         objective=objective,
         min_precision=min_precision,
         gating=gating,
+        min_support=min_support,
     )
+    skipped = result["not_calibrated"]
+    if skipped["intents"] or skipped["entity_labels"]:
+        msg.info(
+            f"Too few dev examples (< {min_support}) to calibrate: intents {skipped['intents']}, "
+            f"entity labels {skipped['entity_labels']}"
+        )
     msg.good(f"Intent thresholds: {json.dumps(result['intent_thresholds'])}")
     msg.good(f"Gating: {json.dumps(result['gating'])}  thresholds: {json.dumps(result['gate_thresholds'])}")
     if test:

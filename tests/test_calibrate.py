@@ -41,7 +41,7 @@ def test_infer_gating(toy_nlp):
 def test_calibrate_round_trips_through_spacy_load(toy_nlp, tmp_path):
     examples = toy_examples(toy_nlp)
     train(toy_nlp, examples, steps=30, lr=3e-3)
-    result = calibrate(toy_nlp, examples)
+    result = calibrate(toy_nlp, examples, min_support=1)
     proc = toy_nlp.get_pipe("intent_ner")
     assert set(result["intent_thresholds"]) == set(proc.intent_labels)
     assert proc.cfg["gating"] == {"STORE": ["store_lookup"]}
@@ -83,8 +83,32 @@ def test_calibrate_cli_saves_to_a_new_nested_dir(toy_nlp, tmp_path):
     calibrate_cli(
         tmp_path / "model", tmp_path / "dev.spacy", output=out, objective="f1",
         min_precision=0.9, gate=[], test=tmp_path / "dev.spacy", report=report, name="intent_ner",
+        min_support=1,
     )
     saved = json.loads(report.read_text())
     assert set(saved["test_before"]) == {"ents_p", "ents_r", "ents_f", "intent_acc", "frame_acc"}
     loaded = spacy.load(out)
     assert loaded.get_pipe("intent_ner").cfg["intent_thresholds"] == pytest.approx(saved["intent_thresholds"])
+
+
+def test_calibrate_leaves_rare_intents_and_labels_at_the_default(toy_nlp):
+    # Toy dev: store_lookup 4 queries (4 STORE entities), the other intents 2 each.
+    examples = toy_examples(toy_nlp)
+    train(toy_nlp, examples, steps=30, lr=3e-3)
+    result = calibrate(toy_nlp, examples, min_support=3)
+    assert set(result["intent_thresholds"]) == {"store_lookup"}
+    assert result["not_calibrated"]["intents"] == {"add_to_cart": 2, "product_search": 2}
+    proc = toy_nlp.get_pipe("intent_ner")
+    assert "add_to_cart" not in proc.cfg["intent_thresholds"]  # decide_intents uses 0.5
+    assert proc.cfg["gating"] == {"STORE": ["store_lookup"]}
+    # Above the STORE support: no inferred gating, no gate threshold.
+    toy_nlp.get_pipe("intent_ner").cfg["gating"] = {}
+    result = calibrate(toy_nlp, examples, min_support=5)
+    assert result["intent_thresholds"] == {} and result["gating"] == {}
+    assert result["gate_thresholds"] == {}
+    # A gating the user names is kept; its rare label just adds no threshold.
+    result = calibrate(toy_nlp, examples, min_support=5, gating={"STORE": ["store_lookup"]})
+    assert result["not_calibrated"]["entity_labels"] == {"STORE": 4}
+    assert result["gate_thresholds"] == {}
+    with pytest.raises(ValueError, match="min_support"):
+        calibrate(toy_nlp, examples, min_support=0)

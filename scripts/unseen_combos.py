@@ -20,16 +20,29 @@ def main(model: str, train: str, test: str) -> None:
     seen_parts = set().union(*seen)
     proc = nlp.get_pipe("intent_ner")
     rows = []
+    predicted_unseen = []  # any query, gold or not: predicted sets of 2+ intents never seen in train
     examples = read_examples(nlp, test)
     docs = nlp.pipe([eg.predicted for eg in examples])
     for eg, doc in zip(examples, docs):
         gold = frozenset(gold_intents(eg.reference.cats))
+        pred_any = frozenset(proc.decide_intents(doc))
+        if len(pred_any) > 1 and pred_any not in seen:
+            predicted_unseen.append({"text": doc.text, "gold": sorted(gold), "pred": sorted(pred_any)})
         if len(gold) > 1 and gold not in seen and gold <= seen_parts:
             pred = frozenset(proc.decide_intents(doc))
             rows.append({"text": doc.text, "gold": sorted(gold), "pred": sorted(pred), "ok": pred == gold})
     n_ok = sum(r["ok"] for r in rows)
-    print(json.dumps({"n_unseen_combo_queries": len(rows), "n_predicted_exactly": n_ok, "cases": rows}, indent=2))
+    print(json.dumps({
+        "n_unseen_combo_queries": len(rows),
+        "n_predicted_exactly": n_ok,
+        "cases": rows,
+        "n_queries_predicted_an_unseen_combo": len(predicted_unseen),
+        "n_of_those_correct": sum(sorted(r["gold"]) == r["pred"] for r in predicted_unseen),
+        "predicted_unseen_combos": predicted_unseen,
+    }, indent=2))
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 4:
+        sys.exit(__doc__.strip())
     main(*sys.argv[1:])

@@ -1,0 +1,38 @@
+"""Test scores of a saved intent_ner pipeline under each `cats_aggregation`
+(how per-word intent scores become doc.cats), and how many queries get a
+multi-intent prediction, and one never seen in train.
+
+Usage: python scripts/cats_aggregation.py MODEL TRAIN.spacy TEST.spacy
+"""
+import json
+import sys
+
+import spacy
+from spacy.tokens import DocBin
+
+from spacy_multitask_intent.corpus import read_examples
+from spacy_multitask_intent.scoring import gold_intents
+
+
+def main(model: str, train: str, test: str) -> None:
+    nlp = spacy.load(model)
+    proc = nlp.get_pipe("intent_ner")
+    seen = {frozenset(gold_intents(d.cats)) for d in DocBin().from_disk(train).get_docs(nlp.vocab)}
+    out = {}
+    for agg in ("mean", "max"):
+        proc.cfg["cats_aggregation"] = agg
+        scores = nlp.evaluate(read_examples(nlp, test))
+        docs = nlp.pipe([eg.predicted for eg in read_examples(nlp, test)])
+        predicted = [frozenset(proc.decide_intents(d)) for d in docs]
+        out[agg] = {
+            **{k: scores[k] for k in ("ents_f", "intent_acc", "frame_acc")},
+            "n_predicted_multi_intent": sum(len(p) > 1 for p in predicted),
+            "n_predicted_unseen_combo": sum(len(p) > 1 and p not in seen for p in predicted),
+        }
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4:
+        sys.exit(__doc__.strip())
+    main(*sys.argv[1:])

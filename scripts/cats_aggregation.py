@@ -1,6 +1,7 @@
 """Test scores of a saved intent_ner pipeline under each `cats_aggregation`
 (how per-word intent scores become doc.cats), and how many queries get a
-multi-intent prediction, and one never seen in train.
+multi-intent prediction, and one never seen in train; and what the intent
+errors are (the top-scored intent not gold, or a multi-intent gold set).
 
 Usage: python scripts/cats_aggregation.py MODEL TRAIN.spacy TEST.spacy
 """
@@ -23,11 +24,22 @@ def main(model: str, train: str, test: str) -> None:
         proc.cfg["cats_aggregation"] = agg
         scores = nlp.evaluate(read_examples(nlp, test))
         docs = nlp.pipe([eg.predicted for eg in read_examples(nlp, test)])
+        docs = list(docs)
         predicted = [frozenset(proc.decide_intents(d)) for d in docs]
+        errors = [
+            (gold_intents(eg.reference.cats), doc)
+            for eg, doc, pred in zip(read_examples(nlp, test), docs, predicted)
+            if pred != gold_intents(eg.reference.cats)
+        ]
         out[agg] = {
             **{k: scores[k] for k in ("ents_f", "intent_acc", "frame_acc")},
             "n_predicted_multi_intent": sum(len(p) > 1 for p in predicted),
             "n_predicted_unseen_combo": sum(len(p) > 1 and p not in seen for p in predicted),
+            "n_intent_errors": len(errors),
+            "n_errors_top_intent_not_gold": sum(
+                max(proc.intent_labels, key=lambda l: doc.cats[l]) not in gold for gold, doc in errors
+            ),
+            "n_errors_multi_intent_gold": sum(len(gold) > 1 for gold, _ in errors),
         }
     print(json.dumps(out, indent=2))
 

@@ -33,11 +33,12 @@ DEFAULT_VARIANTS = {
 
 
 def mean_sd(values: Sequence[Optional[float]]) -> Dict[str, Optional[float]]:
-    """Mean and sample standard deviation (sd 0 for a single value); None-safe."""
+    """Mean and sample standard deviation (None for a single value: one seed
+    says nothing about the spread); None-safe."""
     vals = [float(v) for v in values if v is not None]
     if not vals:
         return {"mean": None, "sd": None, "n": 0}
-    sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    sd = statistics.stdev(vals) if len(vals) > 1 else None
     return {"mean": statistics.fmean(vals), "sd": sd, "n": len(vals)}
 
 
@@ -60,9 +61,11 @@ def markdown(table: Dict[str, Dict], title: str = "") -> str:
     def cell(stat, key):
         if stat["mean"] is None:
             return "—"
-        if key == "train_seconds":
-            return f"{stat['mean']:.0f} ± {stat['sd']:.0f}"
-        return f"{100 * stat['mean']:.2f} ± {100 * stat['sd']:.2f}"
+        scale, digits = (1, 0) if key == "train_seconds" else (100, 2)
+        text = f"{scale * stat['mean']:.{digits}f}"
+        if stat["sd"] is not None:
+            text += f" ± {scale * stat['sd']:.{digits}f}"
+        return text
 
     lines = [f"**{title}**\n" if title else ""]
     lines.append("| config | " + " | ".join(label for _, label in METRICS) + " | seeds |")

@@ -14,7 +14,7 @@ def test_mean_sd_arithmetic():
     assert s["mean"] == pytest.approx(0.92)
     assert s["sd"] == pytest.approx(0.02)  # sample sd
     assert s["n"] == 3
-    assert mean_sd([0.5]) == {"mean": 0.5, "sd": 0.0, "n": 1}
+    assert mean_sd([0.5]) == {"mean": 0.5, "sd": None, "n": 1}
     assert mean_sd([None, None])["mean"] is None
 
 
@@ -33,7 +33,7 @@ def test_aggregate_and_markdown():
     assert table["b"]["intent_acc"]["mean"] is None
     md = markdown(table)
     assert "| a | 92.00 ± 2.83 | 79.00 ± 1.41 | 85.50 ± 0.71 |" in md
-    assert "| b | 50.00 ± 0.00 |" in md and "—" in md
+    assert "| b | 50.00 | 50.00 | 50.00 | — | — | 3 | 1 |" in md  # one seed: no sd
 
 
 def test_parse_variant():

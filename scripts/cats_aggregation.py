@@ -9,7 +9,8 @@ import json
 import sys
 
 import spacy
-from spacy.tokens import DocBin
+from spacy.scorer import Scorer
+from unseen_combos import seen_combos  # scripts/ is on sys.path when run as a script
 
 from spacy_multitask_intent.corpus import read_examples
 from spacy_multitask_intent.scoring import gold_intents
@@ -18,19 +19,21 @@ from spacy_multitask_intent.scoring import gold_intents
 def main(model: str, train: str, test: str) -> None:
     nlp = spacy.load(model)
     proc = nlp.get_pipe("intent_ner")
-    seen = {frozenset(gold_intents(d.cats)) for d in DocBin().from_disk(train).get_docs(nlp.vocab)}
+    seen = seen_combos(train, nlp.vocab)
+    scorer = Scorer(nlp)
     out = {}
     for agg in ("mean", "max"):
         proc.cfg["cats_aggregation"] = agg
-        scores = nlp.evaluate(read_examples(nlp, test))
-        docs = nlp.pipe([eg.predicted for eg in read_examples(nlp, test)])
-        docs = list(docs)
+        # One pass: the processed docs serve both the scores (as nlp.evaluate
+        # computes them) and the counts below.
+        examples = read_examples(nlp, test)
+        for eg, doc in zip(examples, nlp.pipe([eg.predicted for eg in examples])):
+            eg.predicted = doc
+        scores = scorer.score(examples)
+        docs = [eg.predicted for eg in examples]
         predicted = [frozenset(proc.decide_intents(d)) for d in docs]
-        errors = [
-            (gold_intents(eg.reference.cats), doc)
-            for eg, doc, pred in zip(read_examples(nlp, test), docs, predicted)
-            if pred != gold_intents(eg.reference.cats)
-        ]
+        golds = [gold_intents(eg.reference.cats) for eg in examples]
+        errors = [(gold, doc) for gold, doc, pred in zip(golds, docs, predicted) if pred != gold]
         out[agg] = {
             **{k: scores[k] for k in ("ents_f", "intent_acc", "frame_acc")},
             "n_predicted_multi_intent": sum(len(p) > 1 for p in predicted),

@@ -150,8 +150,9 @@ def calibrate(
     for label in intents:
         scores = [d.cats.get(label, 0.0) for d in docs]
         gold = [label in gold_intents(eg.reference.cats) for eg in dev]
-        if sum(gold) < min_support:
-            result["not_calibrated"]["intents"][label] = sum(gold)
+        n_pos = sum(gold)
+        if n_pos < min_support:
+            result["not_calibrated"]["intents"][label] = n_pos
             continue
         thr, stats = best_threshold(scores, gold, objective, min_precision)
         result["intent_thresholds"][label] = thr

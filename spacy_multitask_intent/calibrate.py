@@ -66,9 +66,15 @@ def best_threshold(
             i = int(ok[numpy.argmax(r[ok])])
         else:  # no threshold reaches the target: the most precise one
             i = int(numpy.argmax(p))
-    # Midway to the next lower score, so the threshold is not on a data point.
-    lower = cut[i + 1] if i + 1 < len(cut) else cut[i] - 1e-3
-    threshold = float((cut[i] + lower) / 2)
+    if i + 1 == len(cut):
+        # Every candidate is kept: dev gives no lower bound, so keep everything
+        # (a threshold just under the lowest dev score would drop test items that
+        # score a little lower, e.g. a gate at 0.996 when every dev entity of a
+        # label was right).
+        threshold = min(0.0, float(cut[i]))
+    else:
+        # Midway to the next lower score, so the threshold is not on a data point.
+        threshold = float((cut[i] + cut[i + 1]) / 2)
     return threshold, {"p": float(p[i]), "r": float(r[i]), "f": float(f[i])}
 
 

@@ -33,6 +33,18 @@ def test_best_threshold_ties_are_not_split():
     assert thr < 0.5 and stats["p"] == 0.5
 
 
+def test_best_threshold_keeps_everything_when_every_candidate_is_right():
+    # A gate fitted to dev entities that were all correct must not drop a test
+    # entity that scores a little below the lowest dev score.
+    thr, stats = best_threshold([0.999, 0.998, 0.996], [True, True, True], "f1")
+    assert thr <= 0.0 and stats["p"] == 1.0 and stats["r"] == 1.0
+    thr, _ = best_threshold([0.999, 0.996], [True, True], "recall_at_precision", min_precision=0.99)
+    assert thr <= 0.0
+    # A wrong candidate below the right ones still sets a cut above it.
+    thr, _ = best_threshold([0.999, 0.996, 0.5], [True, True, False], "f1")
+    assert 0.5 < thr < 0.996
+
+
 def test_infer_gating(toy_nlp):
     gating = infer_gating(toy_examples(toy_nlp))
     assert gating == {"STORE": ["store_lookup"]}

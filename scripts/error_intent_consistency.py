@@ -1,0 +1,81 @@
+"""Could knowing the intent remove a model's entity false positives?
+
+For every predicted entity that is not a gold entity (gold tokens), the script
+says what kind of error it is (wrong label on a gold span, wrong boundaries,
+or no gold entity there) and whether its label ever occurs in train with the
+query's gold intent(s). A false positive whose label never co-occurs with the
+intent is one an intent-aware model could veto; one whose label does co-occur
+is not, whatever the intent head learns.
+
+Usage: python scripts/error_intent_consistency.py TRAIN.spacy TEST.spacy MODEL [MODEL ...]
+"""
+import json
+import sys
+from collections import Counter, defaultdict
+
+import spacy
+from spacy.tokens import DocBin
+
+from spacy_multitask_intent.corpus import read_examples
+from spacy_multitask_intent.scoring import gold_intents
+
+
+def labels_by_intent(train: str, vocab) -> dict:
+    """intent -> entity labels seen with it in train (a multi-intent query counts for each part)."""
+    seen = defaultdict(set)
+    for doc in DocBin().from_disk(train).get_docs(vocab):
+        for intent in gold_intents(doc.cats):
+            seen[intent].update(e.label_ for e in doc.ents)
+    return seen
+
+
+def classify(pred, gold_spans) -> str:
+    start, end, label = pred
+    for g_start, g_end, g_label in gold_spans:
+        if (g_start, g_end) == (start, end):
+            return "wrong label on a gold span"
+        if g_start < end and start < g_end:
+            return "wrong boundaries" if g_label == label else "wrong boundaries and label"
+    return "no gold entity there"
+
+
+def analyse(model: str, train: str, test: str) -> dict:
+    nlp = spacy.load(model)
+    seen = labels_by_intent(train, nlp.vocab)
+    examples = read_examples(nlp, test)
+    kinds = Counter()
+    consistent = Counter()
+    n_pred = n_fp = 0
+    cases = []
+    for eg, doc in zip(examples, nlp.pipe([eg.predicted for eg in examples])):
+        gold = {(e.start, e.end, e.label_) for e in eg.reference.ents}
+        intents = gold_intents(eg.reference.cats)
+        allowed = set().union(*(seen.get(i, set()) for i in intents)) if intents else set()
+        for e in doc.ents:
+            n_pred += 1
+            span = (e.start, e.end, e.label_)
+            if span in gold:
+                continue
+            n_fp += 1
+            kind = classify(span, gold)
+            ok = e.label_ in allowed
+            kinds[kind] += 1
+            consistent[ok] += 1
+            if not ok:
+                cases.append({"text": doc.text, "intents": sorted(intents), "span": e.text, "label": e.label_, "kind": kind})
+    return {
+        "model": model,
+        "n_predicted_entities": n_pred,
+        "n_false_positives": n_fp,
+        "false_positives_by_kind": dict(kinds),
+        "n_fp_label_seen_with_gold_intent": consistent[True],
+        "n_fp_label_never_seen_with_gold_intent": consistent[False],
+        "fp_an_intent_veto_could_remove": cases,
+    }
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 4:
+        sys.exit(__doc__.strip())
+    train, test, *models = sys.argv[1:]
+    print(json.dumps([analyse(m, train, test) for m in models], indent=2))

@@ -1,0 +1,47 @@
+"""The analysis scripts whose numbers BENCHMARKS.md cites."""
+import importlib.util
+from pathlib import Path
+
+import spacy
+from spacy.tokens import Doc, DocBin, Span
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_error_classes():
+    eic = _load("error_intent_consistency")
+    gold = {(2, 4, "CITY"), (6, 7, "DATE")}
+    assert eic.classify((2, 4, "STATE"), gold) == "wrong label on a gold span"
+    assert eic.classify((2, 3, "CITY"), gold) == "wrong boundaries"
+    assert eic.classify((3, 5, "STATE"), gold) == "wrong boundaries and label"
+    assert eic.classify((0, 1, "CITY"), gold) == "no gold entity there"
+    # Touching is not overlapping: [4, 6) lies between the two gold spans.
+    assert eic.classify((4, 6, "CITY"), gold) == "no gold entity there"
+
+
+def test_labels_by_intent_counts_each_part_of_a_multi_intent_query(tmp_path):
+    eic = _load("error_intent_consistency")
+    nlp = spacy.blank("en")
+    docs = []
+    for words, ents, cats in [
+        (["fly", "to", "boston"], [(2, 3, "CITY")], {"flight": 1.0, "fare": 0.0}),
+        (["cheap", "to", "denver", "monday"], [(3, 4, "DATE")], {"flight": 1.0, "fare": 1.0}),
+        (["hello"], [], {"flight": 0.0, "fare": 0.0}),
+    ]:
+        doc = Doc(nlp.vocab, words=words)
+        doc.ents = [Span(doc, s, e, label=l) for s, e, l in ents]
+        doc.cats = cats
+        docs.append(doc)
+    path = tmp_path / "train.spacy"
+    DocBin(docs=docs).to_disk(path)
+    seen = eic.labels_by_intent(str(path), nlp.vocab)
+    assert seen["flight"] == {"CITY", "DATE"}
+    assert seen["fare"] == {"DATE"}
+    assert "CITY" not in seen["fare"]

@@ -26,7 +26,7 @@ from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer
 
-from .decoding import biluo_to_bio_ids, bio_tags, tags_to_spans, transition_mask, viterbi
+from .decoding import biluo_to_bio_ids, bio_tags, merge_glued, tags_to_spans, transition_mask, viterbi
 from .extensions import LABELS_ATTR, SCORES_ATTR, install_extensions
 from .inference import enable_fast_predict, predict_heads
 from .scoring import decide_intents, score_intent_ner
@@ -350,6 +350,9 @@ class IntentNER(TrainablePipe):
         gate_thr = self.cfg["gate_thresholds"]
         for doc, path, iprobs in zip(docs, paths, intent_probs):
             spans = tags_to_spans(path, tags)
+            if len(spans) > 1:
+                glued = [False] + [not t.whitespace_ for t in doc[:-1]]
+                spans = merge_glued(spans, glued)
             if iprobs is not None and len(doc):
                 doc._.set(SCORES_ATTR, iprobs)
                 doc._.set(LABELS_ATTR, intents)

@@ -308,3 +308,16 @@ def test_score_without_intents_and_empty(vocab):
     assert s["ents_f"] == 1.0
     s = score_intent_ner([], intent_labels=LABELS)
     assert s["intent_acc"] is None and s["frame_acc"] is None
+
+
+def test_merge_glued_joins_pieces_of_one_word_only():
+    from spacy_multitask_intent.decoding import merge_glued
+
+    # "from st. louis": spaCy tokens from|st|.|louis, "." glued to "st".
+    spans = [(1, 2, "CITY"), (2, 4, "CITY")]
+    glued = [False, False, True, False]
+    assert merge_glued(spans, glued) == [(1, 4, "CITY")]
+    # Whitespace between the spans: two entities stay two.
+    assert merge_glued(spans, [False] * 4) == spans
+    # A different label is not joined.
+    assert merge_glued([(1, 2, "CITY"), (2, 4, "STATE")], glued) == [(1, 2, "CITY"), (2, 4, "STATE")]

@@ -50,7 +50,7 @@ def analyse(model: str, train: str, test: str) -> dict:
     for eg, doc in zip(examples, nlp.pipe([eg.predicted for eg in examples])):
         gold = {(e.start, e.end, e.label_) for e in eg.reference.ents}
         intents = gold_intents(eg.reference.cats)
-        allowed = set().union(*(seen.get(i, set()) for i in intents)) if intents else set()
+        allowed = set().union(*(seen.get(i, set()) for i in intents))
         for e in doc.ents:
             n_pred += 1
             span = (e.start, e.end, e.label_)

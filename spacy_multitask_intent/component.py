@@ -350,9 +350,7 @@ class IntentNER(TrainablePipe):
         gate_thr = self.cfg["gate_thresholds"]
         for doc, path, iprobs in zip(docs, paths, intent_probs):
             spans = tags_to_spans(path, tags)
-            if len(spans) > 1:
-                glued = [False] + [not t.whitespace_ for t in doc[:-1]]
-                spans = merge_glued(spans, glued)
+            spans = merge_glued(spans, doc)
             if iprobs is not None and len(doc):
                 doc._.set(SCORES_ATTR, iprobs)
                 doc._.set(LABELS_ATTR, intents)

@@ -139,16 +139,16 @@ def biluo_to_bio_ids(biluo: Sequence, tag_index: dict) -> numpy.ndarray:
     return ids
 
 
-def merge_glued(spans: Sequence[Span], glued: Sequence[bool]) -> List[Span]:
+def merge_glued(spans: Sequence[Span], doc) -> List[Span]:
     """Join a span to the previous one when both have the same label, touch,
-    and no whitespace separates them in the text (glued[i]: token i follows
-    token i-1 without whitespace). On raw text spaCy splits words such as
-    "st." into "st" "."; a head trained on whitespace tokens tends to start
-    a new entity at the split-off piece, and an entity should not start in
-    the middle of a whitespace-delimited word that continues one."""
+    and no whitespace separates them in `doc`'s text. On raw text spaCy splits
+    words such as "st." into "st" "."; a head trained on whitespace tokens
+    tends to start a new entity at the split-off piece, and an entity should
+    not start in the middle of a whitespace-delimited word that continues one.
+    Only the boundaries of touching same-label spans are looked at."""
     out: List[Span] = []
     for s, e, label in spans:
-        if out and out[-1][2] == label and out[-1][1] == s and glued[s]:
+        if out and out[-1][2] == label and out[-1][1] == s and not doc[s - 1].whitespace_:
             out[-1] = (out[-1][0], e, label)
         else:
             out.append((s, e, label))

@@ -313,11 +313,13 @@ def test_score_without_intents_and_empty(vocab):
 def test_merge_glued_joins_pieces_of_one_word_only():
     from spacy_multitask_intent.decoding import merge_glued
 
+    vocab = spacy.blank("en").vocab
     # "from st. louis": spaCy tokens from|st|.|louis, "." glued to "st".
+    glued = Doc(vocab, words=["from", "st", ".", "louis"], spaces=[True, False, True, False])
     spans = [(1, 2, "CITY"), (2, 4, "CITY")]
-    glued = [False, False, True, False]
     assert merge_glued(spans, glued) == [(1, 4, "CITY")]
     # Whitespace between the spans: two entities stay two.
-    assert merge_glued(spans, [False] * 4) == spans
+    spaced = Doc(vocab, words=["from", "st", ".", "louis"], spaces=[True, True, True, False])
+    assert merge_glued(spans, spaced) == spans
     # A different label is not joined.
     assert merge_glued([(1, 2, "CITY"), (2, 4, "STATE")], glued) == [(1, 2, "CITY"), (2, 4, "STATE")]

@@ -55,6 +55,14 @@ BATCH_SIZES = (1, 32, 256)
 TRAIN_BATCH = 32
 TRAIN_MODES = ("ner_only", "joint", "alternating")
 FLOOR_BUCKET = 32  # = intent_ner's default bucket_size
+DEVICE = torch.device("cpu")  # --gpu-id N: cuda:N for the floor and raw-encoder runs
+
+
+def sync():
+    """Wait for queued GPU work, so a timer read after it counts it. The
+    spaCy pipelines copy their outputs to the host, which already waits."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
 
 TARGETS = {
     "thr256_vs_floor": 0.85,  # intent_ner batch-256 q/s >= 0.85 x floor
@@ -255,6 +263,7 @@ def paired_latency(nlp, floor, texts, n, block=50):
             for k in idx:
                 t0 = time.perf_counter()
                 floor.model(**singles[k])
+                sync()
                 times["floor"].append(time.perf_counter() - t0)
         i += len(idx)
     return {k: lat_summary(v) for k, v in times.items()}
@@ -267,7 +276,7 @@ class Floor:
         from transformers import AutoModel, AutoTokenizer
 
         self.tok = AutoTokenizer.from_pretrained(path, use_fast=True)
-        self.model = AutoModel.from_pretrained(path)
+        self.model = AutoModel.from_pretrained(path).to(DEVICE)
         self.model.eval()
 
     def encode(self, texts, b, bucket=None):
@@ -283,7 +292,7 @@ class Floor:
                 for j in range(0, len(sorted_batch), bucket)
             ]
         return [
-            self.tok(c, padding=True, truncation=True, max_length=512, return_tensors="pt")
+            self.tok(c, padding=True, truncation=True, max_length=512, return_tensors="pt").to(DEVICE)
             for c in chunks
         ]
 
@@ -291,6 +300,7 @@ class Floor:
         with torch.inference_mode():
             for enc in batches:
                 self.model(**enc)
+        sync()
 
     def throughput(self, texts, b, bucket=None):
         batches = self.encode(texts, b, bucket)
@@ -308,6 +318,7 @@ class Floor:
                 enc = singles[i % len(singles)]
                 t0 = time.perf_counter()
                 self.model(**enc)
+                sync()
                 times.append(time.perf_counter() - t0)
         return lat_summary(times)
 
@@ -360,12 +371,12 @@ def time_raw_updates(path, examples, steps, warmup=2):
     from transformers import AutoModel, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(path, use_fast=True)
-    model = AutoModel.from_pretrained(path)
+    model = AutoModel.from_pretrained(path).to(DEVICE)
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=2e-4)
     batches = train_batches(examples, warmup + steps)
     encs = [
-        tok([eg.reference.text for eg in b], padding=True, truncation=True, max_length=512, return_tensors="pt")
+        tok([eg.reference.text for eg in b], padding=True, truncation=True, max_length=512, return_tensors="pt").to(DEVICE)
         for b in batches
     ]
 
@@ -374,6 +385,7 @@ def time_raw_updates(path, examples, steps, warmup=2):
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
+        sync()
 
     for enc in encs[:warmup]:
         step(enc)
@@ -425,6 +437,7 @@ def render_markdown(R) -> str:
         f"Encoder `{R['encoder_name']}`; torch threads {env['torch_threads']}, "
         f"{env['cpu_count']} CPUs, {env['platform']}; torch {env['versions'].get('torch')}, "
         f"spaCy {env['versions'].get('spacy')}, transformers {env['versions'].get('transformers')}."
+        + (f" **GPU: {env['gpu']}** (every system on it)." if env.get("gpu") else "")
     )
     if quick:
         lines.append("\n**--quick run: tiny sample sizes; numbers are a smoke test, not a benchmark.**")
@@ -596,6 +609,8 @@ def parse_args(argv=None):
     p.add_argument("--train-steps", type=int, default=None, help="timed update steps (default 20; quick 2)")
     p.add_argument("--no-train", action="store_true", help="skip the training-throughput section")
     p.add_argument("--int8", action="store_true", help="also measure intent_ner with dynamic int8 quantization")
+    p.add_argument("--gpu-id", type=int, default=-1,
+                   help="run every system on this GPU (thinc require_gpu; the floor on cuda:N); -1: CPU")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's own)")
     p.add_argument("--append", default=None, help="append the Markdown report to this file (e.g. BENCHMARKS.md)")
     a = p.parse_args(argv)
@@ -605,6 +620,8 @@ def parse_args(argv=None):
     a.latency_calls = a.latency_calls or (30 if q else 1000)
     a.rss_queries = a.rss_queries or (300 if q else 100_000)
     a.train_steps = a.train_steps or (2 if q else 20)
+    if a.gpu_id >= 0 and a.int8:
+        p.error("--int8 is dynamic int8 quantization, a CPU feature: leave out --gpu-id or --int8")
     return a
 
 
@@ -626,6 +643,7 @@ def env_info():
         "python": platform.python_version(),
         "versions": versions,
         "quantized_engine": torch.backends.quantized.engine,
+        "gpu": torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else None,
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
     }
 
@@ -653,7 +671,7 @@ def measure_inference(R, name, nlp_or_floor, query_sets, args):
             else pipe_latency(nlp_or_floor, texts, args.latency_calls)
         )
         threads = torch.get_num_threads()
-        if threads > 1:
+        if threads > 1 and DEVICE.type == "cpu":
             # Thread setting: a short query's matrices are small, so intra-op
             # threads may cost more in synchronisation than they save.
             log(f"{name} [{ds}] latency at torch threads 1 ({args.latency_calls} calls)")
@@ -684,7 +702,13 @@ def load_and_measure(R, name, loader, source, config, args, encoder, data_paths,
 
 
 def main(argv=None):
+    global DEVICE
     args = parse_args(argv)
+    if args.gpu_id >= 0:
+        from thinc.api import require_gpu
+
+        require_gpu(args.gpu_id)  # every spaCy pipeline built or loaded from here on is on the GPU
+        DEVICE = torch.device(f"cuda:{args.gpu_id}")
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -822,7 +846,9 @@ def main(argv=None):
     if args.append:
         stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
         head = (
-            f"\n## Benchmark {stamp} — {R['env']['cpu_count']} cores "
+            f"\n## Benchmark {stamp} — {R['env']['cpu_count']} cores"
+            + (f", GPU {R['env']['gpu']}" if R["env"].get("gpu") else "")
+            + " "
             f"(torch threads {R['env']['torch_threads']})\n\nCommand: `{R['command']}`\n\n"
         )
         with open(args.append, "a", encoding="utf8") as f:

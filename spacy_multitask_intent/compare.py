@@ -112,9 +112,22 @@ def run_compare(
     resume: bool = False,
     report_name: str = "compare",
     collect_only: bool = False,
+    reevaluate: bool = False,
+    gpu_id: int = -1,
 ) -> Dict:
+    """Train and evaluate each variant on each seed, then tabulate.
+
+    resume: reuse runs whose metrics.json exists. collect_only: train nothing.
+    reevaluate (with either): score a reused run's saved model-best on `test`
+    again, keeping its training time, so a decoding change reaches old runs
+    without retraining; a run whose model was not kept stays as it was.
+    gpu_id: train and evaluate on this GPU (-1: CPU), like `spacy train --gpu-id`."""
     from spacy.cli.train import train as spacy_train
 
+    if gpu_id >= 0:
+        from thinc.api import require_gpu
+
+        require_gpu(gpu_id)  # evaluation of reused runs runs there too
     output_dir.mkdir(parents=True, exist_ok=True)
     runs: Dict[str, List[Dict]] = {}
     parsed = [(spec, *parse_variant(spec)) for spec in variants]  # fail before training
@@ -128,8 +141,12 @@ def run_compare(
             out = output_dir / spec / f"seed{seed}"
             done = out / "metrics.json"
             if (resume or collect_only) and done.exists():
-                msg.info(f"{spec}, seed {seed}: reusing {done}")
-                runs.setdefault(spec, []).append(json.loads(done.read_text()))
+                previous = json.loads(done.read_text())
+                if reevaluate:
+                    previous = _reevaluate(previous, out / "model-best", test, done)
+                else:
+                    msg.info(f"{spec}, seed {seed}: reusing {done}")
+                runs.setdefault(spec, []).append(previous)
                 continue
             if collect_only:
                 msg.warn(f"{spec}, seed {seed}: no {done}, left out of the table")
@@ -144,11 +161,12 @@ def run_compare(
                 **settings,
             }
             start = time.perf_counter()
-            spacy_train(cfg_path, out, overrides=ov)
+            spacy_train(cfg_path, out, use_gpu=gpu_id, overrides=ov)
             seconds = time.perf_counter() - start
             result = evaluate(out / "model-best", test)
             result["train_seconds"] = seconds
             result["seed"] = seed
+            result["device"] = _device_name(gpu_id)
             result["overrides"] = {k: v for k, v in ov.items() if not k.startswith("paths.")}
             done.write_text(json.dumps(result, indent=2, default=float))
             runs.setdefault(spec, []).append(result)
@@ -166,6 +184,27 @@ def run_compare(
     (output_dir / f"{report_name}.md").write_text(text + "\n")
     print(text)
     return report
+
+
+def _device_name(gpu_id: int) -> str:
+    if gpu_id < 0:
+        return "cpu"
+    import torch
+
+    return f"cuda:{gpu_id} ({torch.cuda.get_device_name(gpu_id)})"
+
+
+def _reevaluate(previous: Dict, model: Path, test: Path, done: Path) -> Dict:
+    if not model.exists():
+        msg.warn(f"{done}: no {model} kept, scores left as they were")
+        return previous
+    msg.info(f"{model}: evaluating again on {test}")
+    result = evaluate(model, test)
+    for key in ("train_seconds", "seed", "device", "overrides"):
+        if key in previous:
+            result[key] = previous[key]
+    done.write_text(json.dumps(result, indent=2, default=float))
+    return result
 
 
 def compare_cli(
@@ -186,6 +225,10 @@ def compare_cli(
     resume: bool = typer.Option(False, "--resume", help="Reuse runs whose metrics.json exists"),
     report_name: str = typer.Option("compare", "--report", help="Table file names: OUTPUT_DIR/REPORT.md and .json"),
     collect_only: bool = typer.Option(False, "--collect", help="Train nothing: tabulate the runs that exist"),
+    reevaluate: bool = typer.Option(
+        False, "--reevaluate", help="With --resume/--collect: score reused runs' saved models on TEST again"
+    ),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU to train and evaluate on (-1: CPU)"),
 ) -> None:
     """Train + evaluate each configuration on each seed; print mean ± sd."""
     overrides: Dict = {}
@@ -205,4 +248,6 @@ def compare_cli(
         resume,
         report_name,
         collect_only,
+        reevaluate,
+        gpu_id,
     )

@@ -297,7 +297,7 @@ class IntentNER(TrainablePipe):
 
     def predict(self, docs: Iterable[Doc]):
         """(tag probabilities, intent probabilities or None) per doc."""
-        _guard_forked_torch()
+        _guard_forked_torch(self.model.ops.device_type == "gpu")
         docs = list(docs)
         ner_out: List[numpy.ndarray] = [numpy.zeros((len(d), len(self.tags)), "f") for d in docs]
         intent_out: List[Optional[numpy.ndarray]] = [None] * len(docs)
@@ -604,6 +604,13 @@ class IntentNER(TrainablePipe):
             ) from err
         except AttributeError:
             raise ValueError(Errors.E149) from None
+        except ImportError as err:
+            # Not the file's fault: e.g. a transformers install without the
+            # encoder's tokenizer or model code.
+            raise ImportError(
+                f"intent_ner: cannot load model file {where}: {err}. The file needs this "
+                "module; install the package that provides it (see setup.cfg's requirements)."
+            ) from err
         except Exception as err:
             raise ValueError(
                 f"intent_ner: cannot load model file {where}: {str(err).rstrip('.')}. The file is "
@@ -665,15 +672,24 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_new_predict_lock)
 
 
-def _guard_forked_torch() -> None:
+def _guard_forked_torch(on_gpu: bool = False) -> None:
     """In a process forked from one that already ran torch (spaCy's
     `nlp.pipe(n_process=...)` forks on Linux), torch's OpenMP thread pool is
-    unusable and the first parallel op hangs.  Use one thread per worker."""
+    unusable and the first parallel op hangs.  Use one thread per worker.
+    CUDA cannot run in such a process at all: say so instead of letting torch
+    fail deep inside the encoder."""
     global _TORCH_PID
+    import torch
+
+    if on_gpu and getattr(torch.cuda, "_is_in_bad_fork", lambda: False)():
+        raise RuntimeError(
+            "intent_ner: this pipeline is on a GPU, and this process was forked from one that "
+            "uses CUDA (nlp.pipe(n_process=N) with N > 1 forks on Linux); CUDA cannot run in a "
+            "forked process. On a GPU use n_process=1 (batch_size sets how many docs share a "
+            "forward pass), or load the pipeline without a GPU for multi-process inference."
+        )
     pid = os.getpid()
     if pid != _TORCH_PID:
-        import torch
-
         torch.set_num_threads(1)
         _TORCH_PID = pid
 

@@ -14,6 +14,14 @@ from spacy.training import Example  # noqa: E402
 
 import spacy_multitask_intent  # noqa: E402,F401
 
+# Opt-in: run the whole suite on a GPU (e.g. SPACY_MULTITASK_INTENT_TEST_GPU=0).
+# Unset, as in CI, everything runs on the CPU.
+if os.environ.get("SPACY_MULTITASK_INTENT_TEST_GPU", "") != "":
+    from thinc.api import require_gpu  # noqa: E402
+
+    require_gpu(int(os.environ["SPACY_MULTITASK_INTENT_TEST_GPU"]))
+ON_GPU = os.environ.get("SPACY_MULTITASK_INTENT_TEST_GPU", "") != ""
+
 ROOT_DIR = Path(__file__).resolve().parents[1]
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

@@ -129,3 +129,31 @@ def test_run_compare_on_tiny_model(tiny_bert, tmp_path):
     assert collected["gold_tokens"]["ner_only"]["ents_f"]["n"] == 2
     assert not (out / "joint+intent_weight=1.5").exists()
     assert not (out / "ner_only" / "seed2").exists()
+
+    # --reevaluate scores the saved model again and keeps the training time;
+    # a run whose model was not kept is left as it was.
+    import shutil
+
+    def tamper(seed):
+        path = out / "ner_only" / f"seed{seed}" / "metrics.json"
+        run = json.loads(path.read_text())
+        truth = run["gold_tokens"]["ents_f"]
+        run["gold_tokens"]["ents_f"] = -1.0
+        run["train_seconds"] = 123.0
+        path.write_text(json.dumps(run))
+        return truth
+
+    truth = tamper(0)
+    tamper(1)
+    shutil.rmtree(out / "ner_only" / "seed1" / "model-best")
+    again = run_compare(
+        tmp_path / "train.spacy", tmp_path / "dev.spacy", tmp_path / "test.spacy", out,
+        configs_dir=ROOT_DIR / "configs", variants=["ner_only"], seeds=[0, 1],
+        collect_only=True, reevaluate=True, report_name="reevaluated",
+    )
+    fresh = json.loads((out / "ner_only" / "seed0" / "metrics.json").read_text())
+    assert fresh["gold_tokens"]["ents_f"] == truth
+    assert fresh["train_seconds"] == 123.0 and fresh["seed"] == 0
+    kept = json.loads((out / "ner_only" / "seed1" / "metrics.json").read_text())
+    assert kept["gold_tokens"]["ents_f"] == -1.0
+    assert again["gold_tokens"]["ner_only"]["ents_f"]["mean"] == (truth - 1.0) / 2

@@ -13,9 +13,9 @@ import pytest
 import spacy
 import torch
 from spacy.tokens import DocBin
-from thinc.api import Adam, fix_random_seed
+from thinc.api import Adam, fix_random_seed, to_numpy
 
-from conftest import TOY, TOY_INTENTS, build_nlp, fresh_nlp, toy_examples, train
+from conftest import ON_GPU, TOY, TOY_INTENTS, build_nlp, fresh_nlp, toy_examples, train
 from spacy_multitask_intent.layers import head_module
 
 TEXTS = [text for text, _, _ in TOY] + [
@@ -35,7 +35,7 @@ class SpyOptimizer:
         self.calls = []
 
     def __call__(self, key, weights, gradient, *, lr_scale=1.0):
-        self.calls.append((key, lr_scale, numpy.array(gradient, copy=True)))
+        self.calls.append((key, lr_scale, numpy.array(to_numpy(gradient), copy=True)))
         return self.optimizer(key, weights, gradient, lr_scale=lr_scale)
 
     def __getattr__(self, name):
@@ -448,6 +448,10 @@ def test_token_intent_survives_docbin(trained):
 def test_pipe_n_process_2(trained):
     texts = TEXTS * 2
     single = list(trained.pipe(texts, n_process=1))
+    if ON_GPU:  # forked workers cannot use CUDA: a clear error, not one from torch
+        with pytest.raises(ValueError, match="forked process. On a GPU use n_process=1"):
+            list(trained.pipe(texts, n_process=2, batch_size=4))
+        return
     multi = list(trained.pipe(texts, n_process=2, batch_size=4))
     assert [d.text for d in multi] == texts
     for a, b in zip(single, multi):

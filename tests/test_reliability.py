@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 
-from conftest import TOY, build_nlp, toy_examples, train
+from conftest import ON_GPU, TOY, build_nlp, toy_examples, train
 
 # --------------------------------------------------------------- fixtures
 
@@ -359,6 +359,22 @@ def test_garbage_model_file(saved, tmp_path):
         spacy.load(path)
 
 
+def test_missing_module_is_not_called_damage(saved, monkeypatch):
+    """A file that needs a module this install lacks (seen on a pruned
+    transformers) names the module and is not called truncated or damaged."""
+    from thinc.api import Model
+
+    def no_module(self, data):
+        raise ModuleNotFoundError("No module named 'transformers.models.align'")
+
+    monkeypatch.setattr(Model, "from_bytes", no_module)
+    with pytest.raises(ImportError) as info:
+        spacy.load(saved)
+    msg = str(info.value)
+    assert "transformers.models.align" in msg and "intent_ner" in msg
+    assert "damaged" not in msg
+
+
 def test_truncated_model_bytes(trained):
     data = trained.get_pipe("intent_ner").to_bytes()
     toy_nlp = spacy.blank("en").from_config(trained.config).get_pipe("intent_ner")
@@ -565,6 +581,10 @@ def _same(a, b, atol=1e-5):
 def test_pipe_with_two_processes(saved):
     nlp = spacy.load(saved)
     serial = [_result(d) for d in nlp.pipe(CONC_TEXTS)]
+    if ON_GPU:  # see test_component.test_pipe_n_process_2
+        with pytest.raises(ValueError, match="CUDA cannot run in a forked process"):
+            list(nlp.pipe(CONC_TEXTS, n_process=2, batch_size=4))
+        return
     parallel = [_result(d) for d in nlp.pipe(CONC_TEXTS * 2, n_process=2, batch_size=4)]
     assert len(parallel) == 2 * len(CONC_TEXTS)
     for a, b in zip(serial * 2, parallel):
@@ -599,3 +619,18 @@ def test_threads_share_one_pipeline(trained):
     assert not any(th.is_alive() for th in threads), "a thread hung"
     assert not errors, errors
     assert not mismatches, mismatches[:5]
+
+
+def test_forked_gpu_worker_gets_a_clear_error(monkeypatch):
+    """A GPU pipeline in a process forked from a CUDA process (nlp.pipe with
+    n_process > 1) stops with an error that says what to do, before torch
+    fails inside the encoder. Checked on a real GPU by benchmarks/gpu/check.sh
+    (test_pipe_with_two_processes); here torch's fork flag is simulated."""
+    import torch
+
+    from spacy_multitask_intent import component
+
+    monkeypatch.setattr(torch.cuda, "_is_in_bad_fork", lambda: True)
+    with pytest.raises(RuntimeError, match="On a GPU use n_process=1"):
+        component._guard_forked_torch(on_gpu=True)
+    component._guard_forked_torch(on_gpu=False)  # a CPU pipeline goes on

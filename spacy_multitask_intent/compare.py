@@ -53,6 +53,9 @@ def aggregate(runs: Dict[str, List[Dict]], setting: str = "gold_tokens") -> Dict
                 row[key] = mean_sd([r.get("train_seconds") for r in results])
             else:
                 row[key] = mean_sd([r[setting].get(key) for r in results])
+        stale = [r["not_reevaluated"] for r in results if r.get("not_reevaluated")]
+        if stale:
+            row["stale"] = stale
         table[name] = row
     return table
 
@@ -70,10 +73,15 @@ def markdown(table: Dict[str, Dict], title: str = "") -> str:
     lines = [f"**{title}**\n" if title else ""]
     lines.append("| config | " + " | ".join(label for _, label in METRICS) + " | seeds |")
     lines.append("|---|" + "---:|" * (len(METRICS) + 1))
+    notes = []
     for name, row in table.items():
-        n = max(s["n"] for s in row.values())
-        lines.append(f"| {name} | " + " | ".join(cell(row[k], k) for k, _ in METRICS) + f" | {n} |")
-    return "\n".join(lines)
+        n = max(row[k]["n"] for k, _ in METRICS)
+        mark = ""
+        if row.get("stale"):
+            mark = " †"
+            notes.append(f"† {name}: {len(row['stale'])} of {n} runs {row['stale'][0]}")
+        lines.append(f"| {name}{mark} | " + " | ".join(cell(row[k], k) for k, _ in METRICS) + f" | {n} |")
+    return "\n".join(lines + ([""] + notes if notes else []))
 
 
 def parse_variant(spec: str):
@@ -197,10 +205,15 @@ def _device_name(gpu_id: int) -> str:
 def _reevaluate(previous: Dict, model: Path, test: Path, done: Path) -> Dict:
     if not model.exists():
         msg.warn(f"{done}: no {model} kept, scores left as they were")
+        previous["not_reevaluated"] = (
+            f"not scored again on {time.strftime('%Y-%m-%d')} (model-best not kept): "
+            "scores from the code of their training run"
+        )
+        done.write_text(json.dumps(previous, indent=2, default=float))
         return previous
     msg.info(f"{model}: evaluating again on {test}")
     result = evaluate(model, test)
-    for key in ("train_seconds", "seed", "device", "overrides"):
+    for key in ("train_seconds", "seed", "device", "overrides"):  # not "not_reevaluated": it is fresh
         if key in previous:
             result[key] = previous[key]
     done.write_text(json.dumps(result, indent=2, default=float))

@@ -157,3 +157,6 @@ def test_run_compare_on_tiny_model(tiny_bert, tmp_path):
     kept = json.loads((out / "ner_only" / "seed1" / "metrics.json").read_text())
     assert kept["gold_tokens"]["ents_f"] == -1.0
     assert again["gold_tokens"]["ner_only"]["ents_f"]["mean"] == (truth - 1.0) / 2
+    assert "not_reevaluated" in kept and "not_reevaluated" not in fresh
+    table = (out / "reevaluated.md").read_text()
+    assert "| ner_only † |" in table and "† ner_only: 1 of 2 runs not scored again" in table

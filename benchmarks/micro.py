@@ -3,6 +3,8 @@
     python benchmarks/micro.py predict-path MODEL QUERIES.spacy   # fast path vs thinc's, interleaved
     python benchmarks/micro.py buckets QUERIES.spacy [QUERIES2.spacy ...]  # bucket_size sweep, CPU time
     python benchmarks/micro.py span-getter                          # strided vs whole-doc span getter
+    python benchmarks/micro.py viterbi [N_LABELS ...]               # O(tags) BIO decoder vs the tags x tags one
+    python benchmarks/micro.py decoder-pipeline MODEL QUERIES.spacy # nlp.pipe CPU time with each decoder
 
 Measurements, not tests: nothing here asserts a speed.
 """
@@ -105,6 +107,66 @@ def span_getter():
         print(f"{name}: {(time.thread_time() - a) / 20000 * 1e6:.2f} us per single-doc call")
 
 
+def viterbi_decoders(label_counts=("4", "39", "79"), batch=256, rounds=5):
+    """CPU time per batch of `batch` queries (5-15 words, random probabilities)
+    for decoding.viterbi (tags x tags per word) and decoding.viterbi_bio (O(tags)),
+    interleaved; SNIPS has 39 entity labels, ATIS 79."""
+    from spacy_multitask_intent.decoding import bio_tags, transition_mask, viterbi, viterbi_bio
+
+    rng = numpy.random.RandomState(0)
+    for n in map(int, label_counts):
+        tags = bio_tags([f"L{i}" for i in range(n)])
+        allowed, start = transition_mask(tags)
+        lps = [numpy.log(rng.dirichlet(numpy.ones(len(tags)), size=rng.randint(5, 16))).astype("f")
+               for _ in range(batch)]
+        assert [p.tolist() for p in viterbi(lps, allowed, start)] == [p.tolist() for p in viterbi_bio(lps, tags)]
+        times = {"viterbi": [], "viterbi_bio": []}
+        for _ in range(rounds):
+            for name, f in (("viterbi", lambda: viterbi(lps, allowed, start)), ("viterbi_bio", lambda: viterbi_bio(lps, tags))):
+                a = time.thread_time()
+                f()
+                times[name].append(time.thread_time() - a)
+        slow, fast = (float(numpy.median(times[k])) * 1000 for k in ("viterbi", "viterbi_bio"))
+        print(f"{n} labels ({len(tags)} tags), batch {batch}: viterbi {slow:.1f} ms, viterbi_bio {fast:.2f} ms "
+              f"per batch (CPU time, median of {rounds}); ratio {slow / fast:.1f}")
+
+
+def decoder_pipeline(model, data, rounds=3, batch=256):
+    """nlp.pipe over the queries with the component's decoder (viterbi_bio)
+    and with the general tags x tags viterbi swapped in, interleaved; process
+    CPU time with torch at 1 thread, so another job on the machine changes
+    little. Entities must come out the same."""
+    import spacy
+
+    from spacy_multitask_intent import component
+    from spacy_multitask_intent.decoding import transition_mask, viterbi, viterbi_bio
+
+    torch.set_num_threads(1)
+    nlp = spacy.load(model)
+    texts = bench.read_texts(data)
+
+    def general(log_probs, tags):
+        return viterbi(log_probs, *transition_mask(tags))
+
+    out = {}
+    times = {"viterbi_bio": [], "viterbi": []}
+    for _ in range(rounds):
+        for name, fn in (("viterbi_bio", viterbi_bio), ("viterbi", general)):
+            component.viterbi_bio = fn
+            try:
+                a = time.process_time()
+                docs = list(nlp.pipe(texts, batch_size=batch))
+                times[name].append(time.process_time() - a)
+            finally:
+                component.viterbi_bio = viterbi_bio
+            out[name] = [[(e.start, e.end, e.label_) for e in d.ents] for d in docs]
+    assert out["viterbi_bio"] == out["viterbi"], "the decoders disagree"
+    for name, ts in times.items():
+        q = len(texts) / float(numpy.median(ts))
+        print(f"{name}: {q:.1f} queries/s (CPU time, torch 1 thread, batch {batch}, median of {rounds})")
+    print(f"ratio {numpy.median(times['viterbi']) / numpy.median(times['viterbi_bio']):.2f}; same entities on {len(texts)} queries")
+
+
 if __name__ == "__main__":
     cmd, *rest = sys.argv[1:] or ["--help"]
     if cmd == "predict-path":
@@ -113,5 +175,9 @@ if __name__ == "__main__":
         buckets(rest)
     elif cmd == "span-getter":
         span_getter()
+    elif cmd == "decoder-pipeline":
+        decoder_pipeline(*rest)
+    elif cmd == "viterbi":
+        viterbi_decoders(*([rest] if rest else []))
     else:
         print(__doc__)

@@ -26,7 +26,7 @@ from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer
 
-from .decoding import biluo_to_bio_ids, bio_tags, merge_glued, tags_to_spans, transition_mask, viterbi
+from .decoding import biluo_to_bio_ids, bio_tags, merge_glued, tags_to_spans, viterbi_bio
 from .extensions import LABELS_ATTR, SCORES_ATTR, install_extensions
 from .inference import enable_fast_predict, predict_heads
 from .scoring import decide_intents, score_intent_ner
@@ -335,7 +335,6 @@ class IntentNER(TrainablePipe):
         docs = list(docs)
         ner_probs, intent_probs = scores
         tags = self.tags
-        allowed, start = transition_mask(tags)
         log_probs = []
         for doc, probs in zip(docs, ner_probs):
             lp = numpy.log(numpy.clip(probs, 1e-9, 1.0))
@@ -343,7 +342,7 @@ class IntentNER(TrainablePipe):
                 # Whitespace tokens are never part of an entity.
                 lp[_is_space(doc), 1:] = -1e9
             log_probs.append(lp)
-        paths = viterbi(log_probs, allowed, start) if log_probs else []
+        paths = viterbi_bio(log_probs, tags) if log_probs else []
         intents = self.intent_labels
         agg = numpy.max if self.cfg["cats_aggregation"] == "max" else numpy.mean
         gating = self.cfg["gating"]

@@ -95,6 +95,66 @@ def viterbi(
     return [path[b, : lengths[b]] for b in range(B)]
 
 
+@lru_cache(maxsize=32)
+def _bio_links(tags: Tuple[str, ...]):
+    """I- tag indices and, for each, its B- tag's index; None when some I-X
+    has no B-X (then only the general viterbi() applies)."""
+    label_id, is_begin, _ = _tag_parts(tags)
+    begin_index = {int(label_id[k]): k for k in range(len(tags)) if label_id[k] >= 0 and is_begin[k]}
+    inside = numpy.flatnonzero((label_id >= 0) & ~is_begin)
+    if any(int(label_id[k]) not in begin_index for k in inside):
+        return None
+    begin_of = numpy.array([begin_index[int(label_id[k])] for k in inside], dtype=inside.dtype)
+    return inside, begin_of
+
+
+def viterbi_bio(log_probs: List[numpy.ndarray], tags: Sequence[str]) -> List[numpy.ndarray]:
+    """viterbi() under transition_mask(tags), in O(tags) per word, not O(tags²).
+
+    With hard BIO constraints and no transition scores, the best predecessor
+    of O or B-X is the best tag overall, and that of I-X is the better of B-X
+    and I-X; so each step needs one argmax over tags and one comparison per
+    label instead of a tags × tags table (ATIS: 159 tags, 25,281 pairs).
+    Ties go to the lower tag index, as in viterbi(), and the paths are the
+    same wherever some well-formed path has a finite score.
+    """
+    links = _bio_links(tuple(tags))
+    if links is None:
+        return viterbi(log_probs, *transition_mask(tags))
+    if not log_probs:
+        return []
+    inside, begin_of = links
+    _, start = transition_mask(tags)
+    lengths = numpy.array([len(lp) for lp in log_probs])
+    T, K, B = int(lengths.max(initial=0)), len(tags), len(log_probs)
+    if T == 0:
+        return [numpy.zeros((0,), dtype="i") for _ in log_probs]
+    neg = numpy.float32(-1e9)
+    scores = numpy.zeros((B, T, K), dtype="f")
+    for b, lp in enumerate(log_probs):
+        scores[b, : len(lp)] = lp
+    back = numpy.zeros((B, T, K), dtype="i")
+    rows = numpy.arange(B)
+    identity = numpy.arange(K, dtype="i")[None, :]
+    delta = scores[:, 0] + numpy.where(start, 0, neg)[None, :].astype("f")
+    for t in range(1, T):
+        top = delta.argmax(axis=1)
+        best = numpy.repeat(delta[rows, top][:, None], K, axis=1)
+        prev = numpy.repeat(top[:, None].astype("i"), K, axis=1)
+        from_begin, from_inside = delta[:, begin_of], delta[:, inside]
+        take_begin = from_begin >= from_inside  # B-X has the lower index
+        best[:, inside] = numpy.where(take_begin, from_begin, from_inside)
+        prev[:, inside] = numpy.where(take_begin, begin_of[None, :], inside[None, :])
+        active = (t < lengths)[:, None]
+        delta = numpy.where(active, best + scores[:, t], delta)
+        back[:, t] = numpy.where(active, prev, identity)
+    path = numpy.zeros((B, T), dtype="i")
+    path[:, T - 1] = delta.argmax(axis=1)
+    for t in range(T - 1, 0, -1):
+        path[:, t - 1] = back[rows, t, path[:, t]]
+    return [path[b, : lengths[b]] for b in range(B)]
+
+
 def tags_to_spans(path: Sequence[int], tags: Sequence[str]) -> List[Span]:
     """Token spans (start, end, label) from a BIO tag path, vectorised.
 

@@ -14,6 +14,7 @@ from spacy_multitask_intent.decoding import (
     tags_to_spans,
     transition_mask,
     viterbi,
+    viterbi_bio,
 )
 from spacy_multitask_intent.scoring import decide_intents, gold_intents, score_intent_ner
 
@@ -143,6 +144,47 @@ def test_viterbi_equals_brute_force():
                 best = max(all_paths, key=lambda p: _path_score(lp, p))
                 assert _path_score(lp, path) == pytest.approx(_path_score(lp, best), abs=1e-4)
                 assert tuple(path.tolist()) == best
+
+
+def test_viterbi_bio_equals_general_viterbi():
+    """The O(tags) BIO decoder gives viterbi()'s paths: random log-probs,
+    mixed lengths, whitespace-masked words (-1e9 on every entity tag), and
+    tag sets up to ATIS's size (79 labels, 159 tags)."""
+    rng = numpy.random.RandomState(3)
+    for n_labels, rounds in ((1, 80), (2, 80), (4, 80), (79, 10)):
+        tags = bio_tags([f"L{i}" for i in range(n_labels)])
+        allowed, start = transition_mask(tags)
+        K = len(tags)
+        for _ in range(rounds):
+            lengths = rng.randint(0, 14, size=rng.randint(1, 8))
+            bias = numpy.zeros(K, "f")
+            bias[[i for i, t in enumerate(tags) if t.startswith("I-")]] = rng.rand() * 5
+            lps = [(rng.randn(int(n), K) * rng.choice([0.1, 1.0, 10.0]) + bias).astype("f") for n in lengths]
+            for lp in lps:
+                if len(lp) and rng.rand() < 0.5:
+                    lp[rng.randint(len(lp)), 1:] = -1e9
+            fast = viterbi_bio(lps, tags)
+            slow = viterbi(lps, allowed, start)
+            assert [p.tolist() for p in fast] == [p.tolist() for p in slow]
+            assert all(_well_formed(p, allowed, start) for p in fast)
+    assert viterbi_bio([], TAGS) == []
+    assert [p.tolist() for p in viterbi_bio([numpy.zeros((0, len(TAGS)), "f")] * 2, TAGS)] == [[], []]
+
+
+def test_viterbi_bio_brute_force_and_fallback():
+    rng = numpy.random.RandomState(4)
+    allowed, start = transition_mask(TAGS)
+    K = len(TAGS)
+    for T in (1, 2, 3):
+        all_paths = [p for p in itertools.product(range(K), repeat=T) if _well_formed(p, allowed, start)]
+        for _ in range(20):
+            lp = rng.randn(T, K).astype("f") * 3
+            (path,) = viterbi_bio([lp], TAGS)
+            assert tuple(path.tolist()) == max(all_paths, key=lambda p: _path_score(lp, p))
+    # An I- tag without its B- tag: the general decoder is used.
+    odd = ["O", "B-A", "I-A", "I-B"]
+    lp = rng.randn(5, 4).astype("f")
+    assert viterbi_bio([lp], odd)[0].tolist() == viterbi([lp], *transition_mask(odd))[0].tolist()
 
 
 # --------------------------------------------------------------- tag -> span

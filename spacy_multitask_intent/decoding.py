@@ -105,6 +105,8 @@ def _bio_links(tags: Tuple[str, ...]):
     if any(int(label_id[k]) not in begin_index for k in inside):
         return None
     begin_of = numpy.array([begin_index[int(label_id[k])] for k in inside], dtype=inside.dtype)
+    for a in (inside, begin_of):
+        a.setflags(write=False)
     return inside, begin_of
 
 
@@ -115,8 +117,9 @@ def viterbi_bio(log_probs: List[numpy.ndarray], tags: Sequence[str]) -> List[num
     of O or B-X is the best tag overall, and that of I-X is the better of B-X
     and I-X; so each step needs one argmax over tags and one comparison per
     label instead of a tags × tags table (ATIS: 159 tags, 25,281 pairs).
-    Ties go to the lower tag index, as in viterbi(), and the paths are the
-    same wherever some well-formed path has a finite score.
+    Ties go to the lower tag index, as in viterbi() (between B-X and I-X: to
+    B-X, which bio_tags() puts first), so with bio_tags() inventories the
+    paths are the same wherever some well-formed path has a finite score.
     """
     links = _bio_links(tuple(tags))
     if links is None:

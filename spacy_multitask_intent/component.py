@@ -678,7 +678,7 @@ def _guard_forked_torch(on_gpu: bool = False) -> None:
     CUDA cannot run in such a process at all: say so instead of letting torch
     fail deep inside the encoder."""
     global _TORCH_PID
-    import torch
+    import torch  # already loaded by the encoder: a dict lookup, not an import
 
     if on_gpu and getattr(torch.cuda, "_is_in_bad_fork", lambda: False)():
         raise RuntimeError(

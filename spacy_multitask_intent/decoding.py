@@ -5,6 +5,7 @@ from typing import List, Sequence, Tuple
 import numpy
 
 Span = Tuple[int, int, str]
+NEG = numpy.float32(-1e9)  # the score of a forbidden transition or first tag
 
 
 def bio_tags(labels: Sequence[str]) -> List[str]:
@@ -57,34 +58,31 @@ def _transition_mask(tags: Tuple[str, ...]) -> Tuple[numpy.ndarray, numpy.ndarra
     return allowed, start
 
 
-def viterbi(
-    log_probs: List[numpy.ndarray], allowed: numpy.ndarray, start: numpy.ndarray
-) -> List[numpy.ndarray]:
-    """Best well-formed tag path for each doc, batched over docs.
+def _decode(log_probs: List[numpy.ndarray], n_tags: int, start: numpy.ndarray, step) -> List[numpy.ndarray]:
+    """The batched Viterbi loop shared by viterbi() and viterbi_bio().
 
-    log_probs: one (n_tokens, n_tags) array per doc.  Loops over positions
-    only; each step is one numpy operation over the whole batch.
+    step(delta) -> (best, prev): for every doc and next tag, the best score
+    over the allowed previous tags and that tag's index (B x K each).
+    Loops over positions only; each step is one numpy operation over the
+    whole batch.
     """
     if not log_probs:
         return []
     lengths = numpy.array([len(lp) for lp in log_probs])
-    T, K, B = int(lengths.max(initial=0)), allowed.shape[0], len(log_probs)
+    T, K, B = int(lengths.max(initial=0)), n_tags, len(log_probs)
     if T == 0:
         return [numpy.zeros((0,), dtype="i") for _ in log_probs]
-    neg = numpy.float32(-1e9)
     scores = numpy.zeros((B, T, K), dtype="f")
     for b, lp in enumerate(log_probs):
         scores[b, : len(lp)] = lp
-    trans = numpy.where(allowed, numpy.float32(0), neg).astype("f")
     back = numpy.zeros((B, T, K), dtype="i")
-    delta = scores[:, 0] + numpy.where(start, 0, neg)[None, :]
+    identity = numpy.arange(K, dtype="i")[None, :]
+    delta = scores[:, 0] + numpy.where(start, 0, NEG)[None, :].astype("f")
     for t in range(1, T):
-        cand = delta[:, :, None] + trans[None, :, :]  # B x prev x next
-        best_prev = cand.argmax(axis=1)
-        new = numpy.take_along_axis(cand, best_prev[:, None, :], axis=1)[:, 0] + scores[:, t]
+        best, prev = step(delta)
         active = (t < lengths)[:, None]
-        delta = numpy.where(active, new, delta)
-        back[:, t] = numpy.where(active, best_prev, numpy.arange(K)[None, :])
+        delta = numpy.where(active, best + scores[:, t], delta)
+        back[:, t] = numpy.where(active, prev, identity)
     # Past a doc's end its back-pointers are the identity, so one batched
     # trace from the last position recovers every doc's path.
     path = numpy.zeros((B, T), dtype="i")
@@ -93,6 +91,24 @@ def viterbi(
     for t in range(T - 1, 0, -1):
         path[:, t - 1] = back[rows, t, path[:, t]]
     return [path[b, : lengths[b]] for b in range(B)]
+
+
+def viterbi(
+    log_probs: List[numpy.ndarray], allowed: numpy.ndarray, start: numpy.ndarray
+) -> List[numpy.ndarray]:
+    """Best well-formed tag path for each doc, batched over docs.
+
+    log_probs: one (n_tokens, n_tags) array per doc; allowed[prev, next]
+    and start[tag] say which transitions and first tags are allowed.
+    """
+    trans = numpy.where(allowed, numpy.float32(0), NEG).astype("f")
+
+    def step(delta):
+        cand = delta[:, :, None] + trans[None, :, :]  # B x prev x next
+        prev = cand.argmax(axis=1)
+        return numpy.take_along_axis(cand, prev[:, None, :], axis=1)[:, 0], prev
+
+    return _decode(log_probs, allowed.shape[0], start, step)
 
 
 @lru_cache(maxsize=32)
@@ -124,38 +140,21 @@ def viterbi_bio(log_probs: List[numpy.ndarray], tags: Sequence[str]) -> List[num
     links = _bio_links(tuple(tags))
     if links is None:
         return viterbi(log_probs, *transition_mask(tags))
-    if not log_probs:
-        return []
     inside, begin_of = links
     _, start = transition_mask(tags)
-    lengths = numpy.array([len(lp) for lp in log_probs])
-    T, K, B = int(lengths.max(initial=0)), len(tags), len(log_probs)
-    if T == 0:
-        return [numpy.zeros((0,), dtype="i") for _ in log_probs]
-    neg = numpy.float32(-1e9)
-    scores = numpy.zeros((B, T, K), dtype="f")
-    for b, lp in enumerate(log_probs):
-        scores[b, : len(lp)] = lp
-    back = numpy.zeros((B, T, K), dtype="i")
-    rows = numpy.arange(B)
-    identity = numpy.arange(K, dtype="i")[None, :]
-    delta = scores[:, 0] + numpy.where(start, 0, neg)[None, :].astype("f")
-    for t in range(1, T):
+    K = len(tags)
+
+    def step(delta):
         top = delta.argmax(axis=1)
-        best = numpy.repeat(delta[rows, top][:, None], K, axis=1)
+        best = numpy.repeat(delta[numpy.arange(len(delta)), top][:, None], K, axis=1)
         prev = numpy.repeat(top[:, None].astype("i"), K, axis=1)
         from_begin, from_inside = delta[:, begin_of], delta[:, inside]
         take_begin = from_begin >= from_inside  # B-X has the lower index
         best[:, inside] = numpy.where(take_begin, from_begin, from_inside)
         prev[:, inside] = numpy.where(take_begin, begin_of[None, :], inside[None, :])
-        active = (t < lengths)[:, None]
-        delta = numpy.where(active, best + scores[:, t], delta)
-        back[:, t] = numpy.where(active, prev, identity)
-    path = numpy.zeros((B, T), dtype="i")
-    path[:, T - 1] = delta.argmax(axis=1)
-    for t in range(T - 1, 0, -1):
-        path[:, t - 1] = back[rows, t, path[:, t]]
-    return [path[b, : lengths[b]] for b in range(B)]
+        return best, prev
+
+    return _decode(log_probs, K, start, step)
 
 
 def tags_to_spans(path: Sequence[int], tags: Sequence[str]) -> List[Span]:

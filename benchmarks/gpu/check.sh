@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # GPU check, run on the lent device machine from the repository root, after
 # benchmarks/gpu/prepare.sh built .gpu/ here (carry: .gpu, corpus/atis,
-# corpus/store_lookup).  Usage: bash benchmarks/gpu/check.sh [STEP ...]
-# with STEP in: train cpuload tests bench cpubench (default: train cpuload tests).
+# corpus/store_lookup; corpus/snips for the snips step).  Usage:
+# bash benchmarks/gpu/check.sh [STEP ...] with STEP in: train cpuload tests
+# bench cpubench snips (default: train cpuload tests).
 # Each step has its own time limit and the script goes on after a failure;
 # the outputs land in $OUT (at most 8 files, 2 folders deep, come back).
 OUT=${OUT:-/tmp/gpu_out}; mkdir -p "$OUT"
@@ -60,7 +61,7 @@ tests() {
 bench() {
   step "speed on the GPU: benchmarks/bench.py --gpu-id 0 (untrained pipelines; speed does not depend on training)"
   timeout ${BENCH_S:-$(left)} $PY benchmarks/bench.py --data corpus/store_lookup/test.spacy --data2 corpus/atis/test.spacy \
-    --gpu-id 0 --rss-queries 10000 --out "$OUT/bench_gpu" 2>&1 | grep -v "^\[bench\]" | tail -60
+    --gpu-id 0 ${BENCH_ARGS:---rss-queries 10000} --out "$OUT/bench_gpu" 2>&1 | grep -v "^\[bench\]" | tail -60
   echo "rc=${PIPESTATUS[0]}"
 }
 
@@ -70,6 +71,32 @@ cpubench() {
     --n-queries 1024 --n-queries-b1 300 --latency-calls 300 --rss-queries 2000 --no-train --out "$OUT/bench_cpu" 2>&1 \
     | grep -v "^\[bench\]" | tail -40
   echo "rc=${PIPESTATUS[0]}"
+}
+
+snips() {
+  # Several 1,500-step SNIPS runs at once on the one GPU (each run is bound by
+  # its host process, not by the GPU); SNIPS_JOBS: "VARIANT SEED;..." pairs.
+  step "SNIPS trainings on the GPU, in parallel: ${SNIPS_JOBS}"
+  nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader -l 30 &
+  local smi=$! jobs=() pids=() v seed
+  IFS=';' read -ra jobs <<< "$SNIPS_JOBS"
+  for job in "${jobs[@]}"; do
+    read -r v seed <<< "$job"
+    OMP_NUM_THREADS=3 timeout ${TRAIN_S:-420} $PY -m spacy_multitask_intent compare corpus/snips/train.spacy \
+      corpus/snips/dev.spacy corpus/snips/test.spacy "/tmp/gpu_snips/$v/s$seed" --max-steps 1500 \
+      --variants "$v" --seeds $seed --gpu-id 0 --report gpu > "/tmp/gpu_snips_${v}_s$seed.log" 2>&1 &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  kill $smi 2>/dev/null
+  mkdir -p /tmp/snips_back
+  for job in "${jobs[@]}"; do
+    read -r v seed <<< "$job"
+    echo "--- $v seed $seed"; grep -E "^ +[0-9]+ +[0-9]+|Saved|Error|error" "/tmp/gpu_snips_${v}_s$seed.log" | tail -4
+    local run="/tmp/gpu_snips/$v/s$seed/$v/seed$seed"
+    [ -f "$run/metrics.json" ] && mkdir -p "/tmp/snips_back/$v/seed$seed" && cp "$run/metrics.json" "$run/train_log.jsonl" "/tmp/snips_back/$v/seed$seed/"
+  done
+  tar -czf "$OUT/snips_gpu.tar.gz" -C /tmp/snips_back . && tar -tzf "$OUT/snips_gpu.tar.gz"
 }
 
 for s in ${@:-train cpuload tests}; do $s; done

@@ -48,14 +48,20 @@ def aggregate(runs: Dict[str, List[Dict]], setting: str = "gold_tokens") -> Dict
     table = {}
     for name, results in runs.items():
         row = {}
+        devices = [r.get("device") or "cpu" for r in results]
+        on_cpu = [r for r, d in zip(results, devices) if d == "cpu"]
         for key, _ in METRICS:
             if key == "train_seconds":
-                row[key] = mean_sd([r.get("train_seconds") for r in results])
+                # A GPU run's minutes are not a CPU run's: with both, time the CPU runs.
+                timed = on_cpu if on_cpu else results
+                row[key] = mean_sd([r.get("train_seconds") for r in timed])
             else:
                 row[key] = mean_sd([r[setting].get(key) for r in results])
         stale = [r["not_reevaluated"] for r in results if r.get("not_reevaluated")]
         if stale:
             row["stale"] = stale
+        if any(d != "cpu" for d in devices):
+            row["devices"] = devices
         table[name] = row
     return table
 
@@ -80,6 +86,14 @@ def markdown(table: Dict[str, Dict], title: str = "") -> str:
         if row.get("stale"):
             mark = " †"
             notes.append(f"† {name}: {len(row['stale'])} of {n} runs {row['stale'][0]}")
+        if row.get("devices"):
+            mark += " ‡"
+            other = [d for d in row["devices"] if d != "cpu"]
+            cpu = len(row["devices"]) - len(other)
+            notes.append(
+                f"‡ {name}: {len(other)} of {n} runs trained on {other[0]}"
+                + (f"; Train s is the mean of the {cpu} CPU runs" if cpu else "; Train s on that GPU")
+            )
         lines.append(f"| {name}{mark} | " + " | ".join(cell(row[k], k) for k, _ in METRICS) + f" | {n} |")
     return "\n".join(lines + ([""] + notes if notes else []))
 

@@ -36,6 +36,31 @@ def test_aggregate_and_markdown():
     assert "| b | 50.00 | 50.00 | 50.00 | — | — | 3 | 1 |" in md  # one seed: no sd
 
 
+def test_gpu_runs_are_marked_and_left_out_of_cpu_time():
+    def run(f1, seconds, device=None):
+        r = {"gold_tokens": {"ents_p": f1, "ents_r": f1, "ents_f": f1, "intent_acc": None, "frame_acc": None},
+             "train_seconds": seconds}
+        if device:
+            r["device"] = device
+        return r
+
+    gpu = "cuda:0 (NVIDIA H100 80GB HBM3)"
+    table = aggregate({
+        "mixed": [run(0.9, 900, "cpu"), run(0.92, 190, gpu), run(0.94, 180, gpu)],
+        "cpu": [run(0.9, 800), run(0.9, 1000, "cpu")],
+        "gpu": [run(0.9, 200, gpu)],
+    })
+    assert table["mixed"]["ents_f"]["mean"] == pytest.approx(0.92)  # scores: every run
+    assert table["mixed"]["train_seconds"] == {"mean": 900, "sd": None, "n": 1}  # time: the CPU run
+    assert table["gpu"]["train_seconds"]["mean"] == 200
+    assert "devices" not in table["cpu"]
+    md = markdown(table)
+    assert "| mixed ‡ | 92.00 ± 2.00 |" in md and "| 900 | 3 |" in md
+    assert "‡ mixed: 2 of 3 runs trained on cuda:0 (NVIDIA H100 80GB HBM3); Train s is the mean of the 1 CPU runs" in md
+    assert "‡ gpu: 1 of 1 runs trained on cuda:0 (NVIDIA H100 80GB HBM3); Train s on that GPU" in md
+    assert "| cpu | " in md
+
+
 def test_parse_variant():
     assert parse_variant("ner_only") == ("ner_only", {})
     name, ov = parse_variant("joint+intent_weight=0.5+training.max_steps=900")

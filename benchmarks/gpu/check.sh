@@ -52,7 +52,7 @@ print([(e.text, e.label_) for e in doc.ents], max(doc.cats, key=doc.cats.get), d
 
 tests() {
   step "unit tests on the GPU (SPACY_MULTITASK_INTENT_TEST_GPU=0: conftest calls require_gpu)"
-  SPACY_MULTITASK_INTENT_TEST_GPU=0 timeout ${TESTS_S:-$(left)} $PY -m pytest -q -p no:cacheprovider -n 8 --timeout 120 \
+  SPACY_MULTITASK_INTENT_TEST_GPU=0 timeout ${TESTS_S:-$(left)} $PY -m pytest -q -p no:cacheprovider -n ${TEST_WORKERS:-8} --timeout 120 \
     ${TESTS:-tests/test_component.py tests/test_calibrate.py tests/test_decoding.py tests/test_reliability.py tests/test_speed.py} \
     --junitxml "$OUT/pytest_gpu.xml" 2>&1 | tail -25
   echo "rc=${PIPESTATUS[0]}"
@@ -87,7 +87,10 @@ snips() {
       --variants "$v" --seeds $seed --gpu-id 0 --report gpu > "/tmp/gpu_snips_${v}_s$seed.log" 2>&1 &
     pids+=($!)
   done
+  # WITH_TESTS=1: the tests step beside the trainings (a correctness check; its timing means nothing).
+  [ -n "$WITH_TESTS" ] && { tests > /tmp/tests_bg.log 2>&1 & pids+=($!); }
   wait "${pids[@]}"
+  [ -n "$WITH_TESTS" ] && cat /tmp/tests_bg.log
   kill $smi 2>/dev/null
   mkdir -p /tmp/snips_back
   for job in "${jobs[@]}"; do

@@ -5,8 +5,7 @@ configs/multitask.cfg on a tiny random BERT (so the host-side work shows).
 """
 import cProfile, pstats, sys, time
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
-import bench, spacy
-from pathlib import Path
+import bench
 import tempfile
 texts = bench.read_texts(sys.argv[1])
 tmp = tempfile.mkdtemp()

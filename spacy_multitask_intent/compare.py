@@ -92,7 +92,13 @@ def markdown(table: Dict[str, Dict], title: str = "") -> str:
             cpu = len(row["devices"]) - len(other)
             notes.append(
                 f"‡ {name}: {len(other)} of {n} runs trained on {other[0]}"
-                + (f"; Train s is the mean of the {cpu} CPU runs" if cpu else "; Train s on that GPU")
+                + (
+                    "; Train s on that GPU"
+                    if not cpu
+                    else "; Train s is the CPU run's"
+                    if cpu == 1
+                    else f"; Train s is the mean of the {cpu} CPU runs"
+                )
             )
         lines.append(f"| {name}{mark} | " + " | ".join(cell(row[k], k) for k, _ in METRICS) + f" | {n} |")
     return "\n".join(lines + ([""] + notes if notes else []))

@@ -49,6 +49,7 @@ def test_gpu_runs_are_marked_and_left_out_of_cpu_time():
         "mixed": [run(0.9, 900, "cpu"), run(0.92, 190, gpu), run(0.94, 180, gpu)],
         "cpu": [run(0.9, 800), run(0.9, 1000, "cpu")],
         "gpu": [run(0.9, 200, gpu)],
+        "mixed2": [run(0.9, 900, "cpu"), run(0.9, 700, "cpu"), run(0.9, 190, gpu)],
     })
     assert table["mixed"]["ents_f"]["mean"] == pytest.approx(0.92)  # scores: every run
     assert table["mixed"]["train_seconds"] == {"mean": 900, "sd": None, "n": 1}  # time: the CPU run
@@ -56,9 +57,11 @@ def test_gpu_runs_are_marked_and_left_out_of_cpu_time():
     assert "devices" not in table["cpu"]
     md = markdown(table)
     assert "| mixed ‡ | 92.00 ± 2.00 |" in md and "| 900 | 3 |" in md
-    assert "‡ mixed: 2 of 3 runs trained on cuda:0 (NVIDIA H100 80GB HBM3); Train s is the mean of the 1 CPU runs" in md
+    assert "‡ mixed: 2 of 3 runs trained on cuda:0 (NVIDIA H100 80GB HBM3); Train s is the CPU run's" in md
     assert "‡ gpu: 1 of 1 runs trained on cuda:0 (NVIDIA H100 80GB HBM3); Train s on that GPU" in md
     assert "| cpu | " in md
+    assert "‡ mixed2: 1 of 3 runs trained on cuda:0 (NVIDIA H100 80GB HBM3); Train s is the mean of the 2 CPU runs" in md
+    assert "| mixed2 ‡ | 90.00 ± 0.00 |" in md and "| 800 ± 141 | 3 |" in md
 
 
 def test_parse_variant():

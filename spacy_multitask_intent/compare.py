@@ -90,16 +90,13 @@ def markdown(table: Dict[str, Dict], title: str = "") -> str:
             mark += " ‡"
             other = [d for d in row["devices"] if d != "cpu"]
             cpu = len(row["devices"]) - len(other)
-            notes.append(
-                f"‡ {name}: {len(other)} of {n} runs trained on {other[0]}"
-                + (
-                    "; Train s on that GPU"
-                    if not cpu
-                    else "; Train s is the CPU run's"
-                    if cpu == 1
-                    else f"; Train s is the mean of the {cpu} CPU runs"
-                )
-            )
+            if not cpu:
+                timing = "Train s on that GPU"
+            elif cpu == 1:
+                timing = "Train s is the CPU run's"
+            else:
+                timing = f"Train s is the mean of the {cpu} CPU runs"
+            notes.append(f"‡ {name}: {len(other)} of {n} runs trained on {other[0]}; {timing}")
         lines.append(f"| {name}{mark} | " + " | ".join(cell(row[k], k) for k, _ in METRICS) + f" | {n} |")
     return "\n".join(lines + ([""] + notes if notes else []))
 

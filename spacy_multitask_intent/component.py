@@ -34,6 +34,14 @@ from .scoring import decide_intents, score_intent_ner
 UPDATE_MODES = ("alternating", "joint", "ner_only")
 AGGREGATIONS = ("mean", "max")
 OPTIMIZER_STATES = ("shared", "separate")
+# How the intent head's loss is formed:
+#   sigmoid_sum  - per word, binary cross-entropy summed over the intent labels (the paper's head);
+#                  its size grows with the number of intents
+#   sigmoid_mean - the same, averaged over the labels (one label's worth, whatever their number)
+#   softmax      - per word, cross-entropy over the labels (single-label data, as JointBERT)
+#   auto         - softmax for single-label data, sigmoid_mean for multi-label data
+INTENT_LOSSES = ("sigmoid_sum", "sigmoid_mean", "softmax", "auto")
+LOSS_BALANCES = ("fixed", "uncertainty")
 INTENT_KEY_SUFFIX = "::intent"  # optimizer keys of the intent step's own Adam state
 
 DEFAULT_MODEL_CONFIG = """
@@ -59,6 +67,9 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
         "intent_lr_factor": 0.1,
         "intent_optimizer_state": "shared",
         "intent_weight": 1.0,
+        "intent_loss": "sigmoid_sum",
+        "intent_weight_warmup": 0,
+        "loss_balance": "fixed",
         "cats_aggregation": "mean",
         "intent_thresholds": {},
         "gating": {},
@@ -86,6 +97,9 @@ def make_intent_ner(
     intent_lr_factor: float,
     intent_optimizer_state: str,
     intent_weight: float,
+    intent_loss: str,
+    intent_weight_warmup: int,
+    loss_balance: str,
     cats_aggregation: str,
     intent_thresholds: Dict[str, float],
     gating: Dict[str, List[str]],
@@ -101,6 +115,9 @@ def make_intent_ner(
         intent_lr_factor=intent_lr_factor,
         intent_optimizer_state=intent_optimizer_state,
         intent_weight=intent_weight,
+        intent_loss=intent_loss,
+        intent_weight_warmup=intent_weight_warmup,
+        loss_balance=loss_balance,
         cats_aggregation=cats_aggregation,
         intent_thresholds=intent_thresholds,
         gating=gating,
@@ -142,6 +159,9 @@ class IntentNER(TrainablePipe):
         intent_lr_factor: float = 0.1,
         intent_optimizer_state: str = "shared",
         intent_weight: float = 1.0,
+        intent_loss: str = "sigmoid_sum",
+        intent_weight_warmup: int = 0,
+        loss_balance: str = "fixed",
         cats_aggregation: str = "mean",
         intent_thresholds: Optional[Dict[str, float]] = None,
         gating: Optional[Dict[str, List[str]]] = None,
@@ -162,6 +182,17 @@ class IntentNER(TrainablePipe):
                 f"intent_ner: intent_optimizer_state must be one of {OPTIMIZER_STATES}, "
                 f"got '{intent_optimizer_state}'"
             )
+        if intent_loss not in INTENT_LOSSES:
+            raise ValueError(f"intent_ner: intent_loss must be one of {INTENT_LOSSES}, got '{intent_loss}'")
+        if loss_balance not in LOSS_BALANCES:
+            raise ValueError(f"intent_ner: loss_balance must be one of {LOSS_BALANCES}, got '{loss_balance}'")
+        if loss_balance == "uncertainty" and update_mode != "joint":
+            raise ValueError(
+                "intent_ner: loss_balance = \"uncertainty\" weighs the two losses of one joint "
+                f"pass; it needs update_mode = \"joint\", got '{update_mode}'"
+            )
+        if int(intent_weight_warmup) < 0:
+            raise ValueError(f"intent_ner: intent_weight_warmup must be >= 0, got {intent_weight_warmup}")
         if intent_lr_factor < 0 or intent_weight < 0:
             raise ValueError("intent_ner: intent_lr_factor and intent_weight must be >= 0")
         if int(bucket_size) < 1:
@@ -182,6 +213,13 @@ class IntentNER(TrainablePipe):
             # update one set of moments per encoder weight.
             "intent_optimizer_state": intent_optimizer_state,
             "intent_weight": float(intent_weight),
+            "intent_loss": intent_loss,
+            # The intent weight (joint) or learn-rate factor (alternating)
+            # ramps up linearly from 0 over this many updates.
+            "intent_weight_warmup": int(intent_weight_warmup),
+            # "uncertainty": joint loss = sum_t exp(-s_t) L_t + s_t with a
+            # learned log-variance s_t per task (Kendall et al., 2018).
+            "loss_balance": loss_balance,
             "cats_aggregation": cats_aggregation,
             "intent_thresholds": dict(intent_thresholds or {}),
             "gating": {k: list(v) for k, v in (gating or {}).items()},
@@ -191,6 +229,9 @@ class IntentNER(TrainablePipe):
             "bucket_size": int(bucket_size),
         }
         self._pending: Optional[Dict] = None  # NER-pass gradients awaiting finish_update
+        self._n_updates = 0  # update() calls so far (for intent_weight_warmup)
+        self._log_vars = numpy.zeros((2,), "f")  # loss_balance="uncertainty": s_ner, s_intent
+        self._d_log_vars: Optional[numpy.ndarray] = None
         self._warned_no_cats = False
 
     # ------------------------------------------------------------------ labels
@@ -210,6 +251,14 @@ class IntentNER(TrainablePipe):
     @property
     def tags(self) -> List[str]:
         return bio_tags(self.labels)
+
+    @property
+    def intent_activation(self) -> str:
+        """"softmax" or "sigmoid": how intent logits become scores."""
+        loss = self.cfg.get("intent_loss", "sigmoid_sum")
+        if loss == "softmax" or (loss == "auto" and not self.cfg["multi_label"]):
+            return "softmax"
+        return "sigmoid"
 
     @property
     def uses_intents(self) -> bool:
@@ -273,6 +322,13 @@ class IntentNER(TrainablePipe):
         for label in sorted(intents):
             self.add_intent(label)
         self.cfg["multi_label"] = bool(multi)
+        if multi and self.cfg.get("intent_loss") == "softmax" and self.uses_intents:
+            raise ValueError(
+                "intent_ner: intent_loss = \"softmax\" needs single-label data (one intent per "
+                "query), but some training examples have several intents or none. Use "
+                "intent_loss = \"auto\" (softmax for single-label data, sigmoid_mean otherwise) "
+                "or \"sigmoid_mean\"."
+            )
         if not self.cfg["labels"]:
             raise ValueError(
                 "intent_ner: the training examples hold no entities (doc.ents), so "
@@ -326,7 +382,10 @@ class IntentNER(TrainablePipe):
             for i, part in zip(bucket, numpy.split(_softmax(outputs[0]), splits)):
                 ner_out[i] = part
             if self.uses_intents:
-                probs = (1.0 / (1.0 + numpy.exp(-outputs[1]))).astype("f")
+                if self.intent_activation == "softmax":
+                    probs = _softmax(outputs[1])
+                else:
+                    probs = (1.0 / (1.0 + numpy.exp(-outputs[1]))).astype("f")
                 for i, part in zip(bucket, numpy.split(probs, splits)):
                     intent_out[i] = part
         return ner_out, intent_out
@@ -431,8 +490,24 @@ class IntentNER(TrainablePipe):
         ner_loss, d_ner = _softmax_xent(ner_logits, tag_ids)
         if intent_logits is None:
             return ner_loss, (d_ner, None)
-        intent_loss, d_intent = _sigmoid_bce(intent_logits, intent_y, intent_mask)
+        intent_loss, d_intent = self._intent_xent(intent_logits, intent_y, intent_mask)
         return ner_loss + intent_loss, (d_ner, d_intent)
+
+    def _intent_xent(self, logits: numpy.ndarray, y: numpy.ndarray, mask: numpy.ndarray):
+        """The intent loss chosen by `intent_loss`, and its gradient."""
+        if self.intent_activation == "softmax":
+            return _softmax_soft_xent(logits, y, mask)
+        loss, d = _sigmoid_bce(logits, y, mask)
+        if self.cfg.get("intent_loss", "sigmoid_sum") != "sigmoid_sum":
+            k = max(logits.shape[1], 1)
+            loss, d = loss / k, d / k
+        return loss, d
+
+    def _warmup(self) -> float:
+        """The intent weight's ramp for the batch being trained: its number
+        (counted from 1 by update()) / intent_weight_warmup, at most 1."""
+        steps = int(self.cfg.get("intent_weight_warmup", 0))
+        return 1.0 if steps <= 0 else min(1.0, max(self._n_updates, 1) / steps)
 
     def update(
         self,
@@ -463,6 +538,7 @@ class IntentNER(TrainablePipe):
             return losses
         docs = [eg.predicted for eg in examples]
         tag_ids, intent_y, intent_mask = self._targets(examples)
+        self._n_updates += 1
         mode = self.cfg["update_mode"]
         if not self.uses_intents:
             mode = "ner_only"
@@ -476,11 +552,19 @@ class IntentNER(TrainablePipe):
             ner_logits, bp_ner = ner_head(X, True)
             intent_logits, bp_intent = intent_head(X, True)
             ner_loss, d_ner = _softmax_xent(ops.to_numpy(ner_logits), tag_ids)
-            intent_loss, d_intent = _sigmoid_bce(ops.to_numpy(intent_logits), intent_y, intent_mask)
-            w = self.cfg["intent_weight"]
-            dX = bp_ner(ops.asarray2f(d_ner)) + bp_intent(ops.asarray2f(d_intent * w))
+            intent_loss, d_intent = self._intent_xent(ops.to_numpy(intent_logits), intent_y, intent_mask)
+            w_ner, w = 1.0, self.cfg["intent_weight"] * self._warmup()
+            if self.cfg.get("loss_balance") == "uncertainty":
+                # Kendall et al.: L = exp(-s_n) L_n + s_n + exp(-s_i) L_i + s_i;
+                # the scales multiply the fixed weights.
+                scale = numpy.exp(-self._log_vars)
+                d_s = numpy.array([1.0 - scale[0] * ner_loss, 1.0 - scale[1] * intent_loss * w], "f")
+                self._d_log_vars = d_s if self._d_log_vars is None else self._d_log_vars + d_s
+                w_ner, w = float(scale[0]), w * float(scale[1])
+            dX = bp_ner(ops.asarray2f(d_ner * w_ner)) + bp_intent(ops.asarray2f(d_intent * w))
             bp_enc(ops.unflatten(dX, lengths))
             intent_loss *= w
+            ner_loss *= w_ner
             if sgd not in (None, False):
                 self.finish_update(sgd)
         else:
@@ -502,7 +586,7 @@ class IntentNER(TrainablePipe):
                     self._pending = _add_grads(self._pending, ner_grads)
                 X, lengths, bp_enc = self._encode(docs, True)
                 intent_logits, bp_intent = intent_head(X, True)
-                intent_loss, d_intent = _sigmoid_bce(ops.to_numpy(intent_logits), intent_y, intent_mask)
+                intent_loss, d_intent = self._intent_xent(ops.to_numpy(intent_logits), intent_y, intent_mask)
                 bp_enc(ops.unflatten(bp_intent(ops.asarray2f(d_intent)), lengths))
                 if sgd not in (None, False):
                     self._intent_step(sgd, enc, intent_head)
@@ -529,12 +613,19 @@ class IntentNER(TrainablePipe):
             self._intent_step(sgd, enc, intent_head)
         elif mode == "joint":
             self._step(sgd, [enc, ner_head, intent_head], 1.0)
+            if self._d_log_vars is not None:
+                # The log-variances learn faster than the network (x100): at
+                # the encoder's rate they would barely move within a run.
+                self._log_vars, _ = sgd((self.model.id, "loss_log_vars"), self._log_vars, self._d_log_vars, lr_scale=100.0)
+                self._log_vars = numpy.asarray(self._log_vars, "f")
+                self._d_log_vars = None
         else:
             self._step(sgd, [enc, ner_head], 1.0)
 
     def _intent_step(self, sgd: Optimizer, enc: Model, intent_head: Model) -> None:
         separate = self.cfg.get("intent_optimizer_state", "shared") == "separate"
-        self._step(sgd, [enc, intent_head], self.cfg["intent_lr_factor"], INTENT_KEY_SUFFIX if separate else "")
+        factor = self.cfg["intent_lr_factor"] * self._warmup()
+        self._step(sgd, [enc, intent_head], factor, INTENT_KEY_SUFFIX if separate else "")
 
     @staticmethod
     def _step(sgd: Optimizer, parts: Sequence[Model], scale: float, key_suffix: str = "") -> None:
@@ -714,6 +805,18 @@ def _softmax_xent(logits: numpy.ndarray, gold: numpy.ndarray):
     d[~known] = 0.0
     loss = -numpy.log(numpy.clip(probs[rows, gold[rows]], 1e-9, 1.0)).sum() / n
     return float(loss), (d / n).astype("f")
+
+
+def _softmax_soft_xent(logits: numpy.ndarray, y: numpy.ndarray, mask: numpy.ndarray):
+    """Mean (over words) cross-entropy against the intent distribution y/sum(y); gradient."""
+    probs = _softmax(logits)
+    total = y.sum(axis=1, keepdims=True)
+    target = numpy.divide(y, total, out=numpy.zeros_like(y), where=total > 0)
+    known = mask * (total > 0)
+    n = max(float(known.sum()), 1.0)
+    d = (probs - target) * known / n
+    loss = -(known * target * numpy.log(numpy.clip(probs, 1e-9, 1.0))).sum() / n
+    return float(loss), d.astype("f")
 
 
 def _sigmoid_bce(logits: numpy.ndarray, y: numpy.ndarray, mask: numpy.ndarray):

@@ -1,0 +1,112 @@
+"""The intent-loss options (issue: balance the two losses when there are many intents)."""
+import numpy
+import pytest
+
+from spacy_multitask_intent.component import _sigmoid_bce, _softmax_soft_xent
+from conftest import TOY, fresh_nlp, toy_examples, train
+
+
+def _numeric_grad(f, x, eps=1e-3):
+    g = numpy.zeros_like(x, dtype="f8")
+    for idx in numpy.ndindex(*x.shape):
+        hi, lo = x.astype("f8").copy(), x.astype("f8").copy()
+        hi[idx] += eps
+        lo[idx] -= eps
+        g[idx] = (f(hi) - f(lo)) / (2 * eps)
+    return g
+
+
+def test_softmax_soft_xent_gradient_matches_finite_differences():
+    rng = numpy.random.default_rng(0)
+    logits = rng.normal(size=(5, 4)).astype("f")
+    y = numpy.zeros((5, 4), "f")
+    y[[0, 1, 2, 3], [1, 2, 0, 3]] = 1.0
+    y[3, 0] = 1.0  # two intents: target 0.5 / 0.5
+    mask = numpy.array([[1], [1], [1], [1], [0]], "f")  # last word: no intents
+    loss, d = _softmax_soft_xent(logits, y, mask)
+    num = _numeric_grad(lambda x: _softmax_soft_xent(x.astype("f"), y, mask)[0], logits)
+    assert numpy.allclose(d, num, atol=1e-3)
+    assert not d[4].any()
+    # Per word: cross-entropy against the (one-hot or split) target; masked words left out.
+    logp = numpy.log(numpy.exp(logits) / numpy.exp(logits).sum(1, keepdims=True))
+    rows = [-logp[0, 1], -logp[1, 2], -logp[2, 0], -0.5 * logp[3, 3] - 0.5 * logp[3, 0]]
+    assert loss == pytest.approx(numpy.mean(rows), rel=1e-4)
+
+
+def test_sigmoid_mean_is_sum_over_labels(tiny_bert):
+    nlp_sum = fresh_nlp(tiny_bert, update_mode="joint")
+    nlp_mean = fresh_nlp(tiny_bert, update_mode="joint", intent_loss="sigmoid_mean")
+    rng = numpy.random.default_rng(1)
+    logits = rng.normal(size=(6, 3)).astype("f")
+    y = (rng.random((6, 3)) > 0.5).astype("f")
+    mask = numpy.ones((6, 1), "f")
+    l_sum, d_sum = nlp_sum.get_pipe("intent_ner")._intent_xent(logits, y, mask)
+    l_mean, d_mean = nlp_mean.get_pipe("intent_ner")._intent_xent(logits, y, mask)
+    assert l_sum == pytest.approx(_sigmoid_bce(logits, y, mask)[0])
+    assert l_mean == pytest.approx(l_sum / 3, rel=1e-5)
+    assert numpy.allclose(d_mean, d_sum / 3)
+
+
+def test_auto_takes_softmax_on_single_label_data_and_scores_sum_to_one(tiny_bert):
+    nlp = fresh_nlp(tiny_bert, update_mode="joint", intent_loss="auto")
+    pipe = nlp.get_pipe("intent_ner")
+    assert pipe.intent_activation == "softmax"
+    train(nlp, toy_examples(nlp), steps=40)
+    doc = nlp(TOY[0][0])
+    assert numpy.allclose(doc._.intent_scores.sum(axis=1), 1.0, atol=1e-5)
+    assert pipe.decide_intents(doc) == ["store_lookup"]
+
+
+def test_softmax_activation_survives_save_and_load(tiny_bert, tmp_path):
+    import spacy
+
+    nlp = fresh_nlp(tiny_bert, update_mode="joint", intent_loss="auto")
+    train(nlp, toy_examples(nlp), steps=5)
+    nlp.to_disk(tmp_path / "p")
+    loaded = spacy.load(tmp_path / "p")
+    assert loaded.get_pipe("intent_ner").intent_activation == "softmax"
+    a, b = nlp(TOY[1][0]), loaded(TOY[1][0])
+    assert numpy.allclose(a._.intent_scores, b._.intent_scores, atol=1e-6)
+
+
+def test_softmax_refuses_multi_label_data(tiny_bert):
+    data = TOY[:-1] + [("add cherry pie to cart", [(1, 3, "PRODUCT")], ["add_to_cart", "product_search"])]
+    from conftest import build_nlp
+
+    nlp = build_nlp(tiny_bert, update_mode="joint", intent_loss="softmax")
+    with pytest.raises(ValueError, match="single-label"):
+        nlp.initialize(lambda: toy_examples(nlp, data))
+    nlp = build_nlp(tiny_bert, update_mode="joint", intent_loss="auto")
+    nlp.initialize(lambda: toy_examples(nlp, data))
+    assert nlp.get_pipe("intent_ner").intent_activation == "sigmoid"
+
+
+def test_warmup_scales_the_intent_loss_of_the_first_updates(tiny_bert):
+    from thinc.api import Adam
+
+    losses = {}
+    for warmup in (0, 4):
+        nlp = fresh_nlp(tiny_bert, update_mode="joint", intent_weight_warmup=warmup)
+        out = {}
+        nlp.update(toy_examples(nlp), sgd=Adam(0.0), losses=out)
+        losses[warmup] = out["intent_ner_intent"]
+    assert losses[4] == pytest.approx(losses[0] / 4, rel=1e-4)
+
+
+def test_uncertainty_weighting_learns_log_variances_and_needs_joint(tiny_bert):
+    with pytest.raises(ValueError, match="joint"):
+        fresh_nlp(tiny_bert, update_mode="alternating", loss_balance="uncertainty")
+    nlp = fresh_nlp(tiny_bert, update_mode="joint", loss_balance="uncertainty")
+    pipe = nlp.get_pipe("intent_ner")
+    assert not pipe._log_vars.any()
+    history = train(nlp, toy_examples(nlp), steps=20)
+    assert pipe._log_vars.any()
+    assert history[-1]["intent_ner"] < history[0]["intent_ner"]
+
+
+@pytest.mark.parametrize("bad", [{"intent_loss": "hinge"}, {"loss_balance": "gradnorm"}, {"intent_weight_warmup": -1}])
+def test_bad_loss_settings_are_refused(tiny_bert, bad):
+    from conftest import build_nlp
+
+    with pytest.raises(ValueError, match="intent_ner"):
+        build_nlp(tiny_bert, update_mode="joint", **bad)

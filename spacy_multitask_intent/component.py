@@ -27,7 +27,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer
 
 from .decoding import biluo_to_bio_ids, bio_tags, merge_glued, tags_to_spans, viterbi_bio
-from .extensions import LABELS_ATTR, SCORES_ATTR, install_extensions
+from .extensions import LABELS_ATTR, SCORES_ATTR, TAG_PROBS_ATTR, install_extensions
 from .inference import enable_fast_predict, predict_heads
 from .scoring import decide_intents, score_intent_ner
 
@@ -357,7 +357,9 @@ class IntentNER(TrainablePipe):
         docs = list(docs)
         ner_out: List[numpy.ndarray] = [numpy.zeros((len(d), len(self.tags)), "f") for d in docs]
         intent_out: List[Optional[numpy.ndarray]] = [None] * len(docs)
-        idx = [i for i, d in enumerate(docs) if len(d)]
+        # A doc of whitespace only has nothing to tag or classify: it gets no
+        # entities and no intent scores (rather than scores read off a space).
+        idx = [i for i, d in enumerate(docs) if len(d) and not _is_space(d).all()]
         if not idx or not self.model.get_ref("ner_head").has_dim("nO"):
             return ner_out, intent_out
         ops = self.model.ops
@@ -406,7 +408,9 @@ class IntentNER(TrainablePipe):
         agg = numpy.max if self.cfg["cats_aggregation"] == "max" else numpy.mean
         gating = self.cfg["gating"]
         gate_thr = self.cfg["gate_thresholds"]
-        for doc, path, iprobs in zip(docs, paths, intent_probs):
+        for doc, path, iprobs, probs in zip(docs, paths, intent_probs, ner_probs):
+            if len(doc):
+                doc._.set(TAG_PROBS_ATTR, probs[numpy.arange(len(doc)), path].astype("f"))
             spans = tags_to_spans(path, tags)
             spans = merge_glued(spans, doc)
             if iprobs is not None and len(doc):

@@ -6,6 +6,7 @@ from spacy.tokens import Doc, Span, Token
 
 SCORES_ATTR = "intent_scores"
 LABELS_ATTR = "intent_labels"
+TAG_PROBS_ATTR = "tag_probs"  # per word: the probability of its decoded BIO tag
 
 
 def install_extensions() -> None:
@@ -14,6 +15,10 @@ def install_extensions() -> None:
         Doc.set_extension(SCORES_ATTR, default=None)
     if not Doc.has_extension(LABELS_ATTR):
         Doc.set_extension(LABELS_ATTR, default=None)
+    if not Doc.has_extension(TAG_PROBS_ATTR):
+        Doc.set_extension(TAG_PROBS_ATTR, default=None)
+    if not Span.has_extension("confidence"):
+        Span.set_extension("confidence", getter=_span_confidence)
     if not Token.has_extension("intent"):
         Token.set_extension("intent", getter=_token_intent)
     if not Span.has_extension("intent"):
@@ -43,3 +48,11 @@ def _span_intent(span: Span) -> Dict[str, float]:
     if scores is None or not labels or len(span) == 0:
         return {}
     return dict(zip(labels, scores[span.start : span.end].mean(axis=0).tolist()))
+
+
+def _span_confidence(span: Span) -> Optional[float]:
+    """Mean probability of the span's decoded BIO tags (None if not predicted)."""
+    probs = span.doc._.get(TAG_PROBS_ATTR)
+    if probs is None or len(span) == 0:
+        return None
+    return float(numpy.asarray(probs, dtype="f")[span.start : span.end].mean())

@@ -247,3 +247,10 @@ def test_round_trip_records_to_prodigy_and_back(trained, tmp_path, with_tokens):
         assert set(doc.cats) == set(labels)
     # and the pipeline's tokens come back as they were
     assert [[t.text for t in d] for d in docs] == [[t.text for t in trained.make_doc(x)] for x in ROUND_TRIP_TEXTS]
+
+
+def test_cli_refuses_several_inputs_for_one_input_formats(tmp_path, capsys):
+    a = write_jsonl(tmp_path / "a.jsonl", [{"text": "x", "intents": ["a"]}])
+    with pytest.raises(SystemExit):
+        convert_cli("jsonl", [a, a], tmp_path / "o.spacy", train=None)
+    assert "reads one input" in capsys.readouterr().out

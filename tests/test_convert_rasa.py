@@ -40,6 +40,10 @@ nlu:
     metadata:
       sentiment: neutral
   - text: hello
+
+responses:
+  utter_greet:
+  - text: Hello!
 """
 
 
@@ -98,9 +102,11 @@ def test_every_syntax(tmp_path, nlp):
     lines = [int(loc.rsplit(":", 1)[1]) for loc, _ in stats.doc_locations]
     assert lines == [5, 6, 8, 9, 10, 11, 27, 30]
     # what was not converted is counted and noted
-    assert stats.skipped == {"synonym": 1, "regex": 1, "lookup": 1, "value": 2, "group": 1, "metadata": 2}
+    assert stats.skipped == {"synonym": 1, "regex": 1, "lookup": 1, "value": 2, "group": 1, "metadata": 2,
+                             "section": 1}
     notes = " ".join(stats.notes)
     assert "1 synonym(s), 1 regex(es), 1 lookup table(s)" in notes
+    assert "responses (1 file(s))" in notes
     assert "2 entity value(s)" in notes and "2 entity role(s)" in notes and "1 entity group(s)" in notes
     assert stats.n_docs == 8 and stats.n_ents == 7
     assert stats.entity_counts == {"account": 2, "city": 1, "city.departure": 1, "city.destination": 1,
@@ -168,7 +174,7 @@ def test_bad_markup_names_the_line(tmp_path, nlp, example, needle):
 @pytest.mark.parametrize(
     "text,line,needle",
     [
-        (BAD_HEAD + "    just text\n", 5, "does not start with '- '"),
+        (BAD_HEAD + "    just text\n", 5, "does not start with '-'"),
         (BAD_HEAD + "- intent: b\n", 5, "has no 'examples'"),
         (BAD_HEAD + "- intnet: b\n  examples: |\n    - x\n", 5, "exactly one of intent"),
         (BAD_HEAD + "- intent: b\n  examples: |\n    - x\n  example: y\n", 5, "unknown key"),
@@ -219,3 +225,20 @@ def test_cli(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "Wrote 9 docs" in printed and "1 synonym(s)" in printed
     assert len(DocBin().from_disk(out)) == 9
+
+
+def test_cli_stops_with_file_and_line(tmp_path, capsys):
+    bad = write(tmp_path / "bad.yml", BAD_HEAD + "\n    - ok\n    - buy [orange](fruit)s now\n")
+    with pytest.raises(SystemExit) as excinfo:
+        convert_cli("rasa", [bad], tmp_path / "o.spacy", train=None)
+    assert excinfo.value.code == 1
+    assert f"{bad}:7:" in " ".join(capsys.readouterr().out.split())
+    assert not (tmp_path / "o.spacy").exists()
+
+
+def test_dash_without_space_and_blank_lines_as_in_rasa(tmp_path, nlp):
+    path = write(tmp_path / "nlu.yml", "nlu:\n- intent: a\n  examples: |\n    -hi\n\n    - yo\n")
+    stats = ConvertStats()
+    docs = read_rasa(path, nlp, stats=stats)
+    assert [d.text for d in docs] == ["hi", "yo"]
+    assert [loc for loc, _ in stats.doc_locations] == [f"{path}:4", f"{path}:6"]

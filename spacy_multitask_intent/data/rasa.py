@@ -22,7 +22,8 @@ What is read::
   ``group`` is not kept. Each is counted in a note.
 * ``synonym``, ``regex`` and ``lookup`` entries are Rasa's entity
   post-processing and featurizer inputs, not examples: they are skipped and
-  counted in a note, as are ``metadata`` blocks.
+  counted in a note, as are ``metadata`` blocks and sections other than
+  ``nlu`` (e.g. ``responses``) in the same file.
 * Several files, or a folder (every ``*.yml`` / ``*.yaml`` under it, sorted),
   are read and merged; in a folder, files without an ``nlu:`` section
   (stories, rules, domain) are skipped and named in a note.
@@ -39,6 +40,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
+import yaml
 from spacy.language import Language
 from spacy.tokens import Doc
 
@@ -154,8 +156,6 @@ def parse_rasa_example(
 
 
 def _load_yaml(path: Path):
-    import yaml
-
     if not path.is_file():
         raise DataError(path, 0, "file not found. Check the input path.")
     try:
@@ -184,8 +184,6 @@ def _line(node) -> int:
 
 
 def _mapping(node, path: Path, what: str) -> dict:
-    import yaml
-
     if not isinstance(node, yaml.MappingNode):
         raise DataError(path, _line(node), f"{what} must be a mapping (key: value).")
     out = {}
@@ -197,8 +195,6 @@ def _mapping(node, path: Path, what: str) -> dict:
 
 
 def _scalar(node, path: Path, what: str) -> str:
-    import yaml
-
     if not isinstance(node, yaml.ScalarNode):
         raise DataError(path, _line(node), f"{what} must be a string.")
     return node.value
@@ -206,8 +202,6 @@ def _scalar(node, path: Path, what: str) -> str:
 
 def _examples(node, path: Path, counts: Counter) -> Iterator[Tuple[int, str]]:
     """(line, markup) for each example of an intent's ``examples``."""
-    import yaml
-
     if isinstance(node, yaml.ScalarNode):
         # a literal block: its content starts on the line after the '|'
         exact = node.style == "|"
@@ -216,10 +210,10 @@ def _examples(node, path: Path, counts: Counter) -> Iterator[Tuple[int, str]]:
             stripped = raw.strip()
             if not stripped:
                 continue
-            if not stripped.startswith("- ") and stripped != "-":
+            if not stripped.startswith("-"):  # as Rasa: '- text' (or '-text')
                 raise DataError(
                     path, line,
-                    f"example {stripped!r} does not start with '- '. Write each example as '- text' on its own line.",
+                    f"example {stripped!r} does not start with '-'. Write each example as '- text' on its own line.",
                 )
             yield line, stripped[1:].strip()
     elif isinstance(node, yaml.SequenceNode):
@@ -271,6 +265,7 @@ def read_rasa(
         paths = [paths]
     counts: Counter = Counter()
     skipped_files: List[str] = []
+    other_sections: Counter = Counter()  # e.g. responses next to nlu in one file
     records: List[Tuple[Doc, List[str]]] = []
     locations: List[str] = []
     n_nlu_files = 0
@@ -285,8 +280,9 @@ def read_rasa(
             skipped_files.append(str(path))
             continue
         n_nlu_files += 1
-        import yaml
-
+        for key in top:
+            if key not in ("version", "nlu"):
+                other_sections[key] += 1
         nlu = top["nlu"]
         if isinstance(nlu, yaml.ScalarNode) and nlu.value == "":
             continue  # "nlu:" with nothing under it
@@ -332,7 +328,7 @@ def read_rasa(
                 raise DataError(path, _line(item), f"intent {intent!r} has no examples.")
     if not n_nlu_files:
         raise DataError(_show(paths), 0, "no file with an 'nlu:' section. Point at Rasa NLU files or their data/ folder.")
-    _notes(stats, counts, skipped_files)
+    _notes(stats, counts, skipped_files, other_sections)
     return _finish(records, intent_labels, stats, locations)
 
 
@@ -340,7 +336,7 @@ def _show(paths: Sequence[PathLike]) -> str:
     return ", ".join(str(p) for p in paths)
 
 
-def _notes(stats: ConvertStats, counts: Counter, skipped_files: List[str]) -> None:
+def _notes(stats: ConvertStats, counts: Counter, skipped_files: List[str], other_sections: Counter) -> None:
     for key in ("synonym", "regex", "lookup", "value", "group", "metadata"):
         if counts[key]:
             stats.skipped[key] = stats.skipped.get(key, 0) + counts[key]
@@ -358,6 +354,10 @@ def _notes(stats: ConvertStats, counts: Counter, skipped_files: List[str]) -> No
         stats.notes.append(f"{counts['group']} entity group(s) not kept.")
     if counts["metadata"]:
         stats.notes.append(f"{counts['metadata']} metadata block(s) not kept.")
+    if other_sections:
+        stats.skipped["section"] = stats.skipped.get("section", 0) + sum(other_sections.values())
+        shown = ", ".join(f"{key} ({n} file(s))" for key, n in sorted(other_sections.items()))
+        stats.notes.append(f"Skipped sections other than nlu in NLU files: {shown}.")
     if skipped_files:
         stats.skipped["file without nlu"] = stats.skipped.get("file without nlu", 0) + len(skipped_files)
         stats.notes.append(f"Skipped {len(skipped_files)} file(s) without an 'nlu:' section: {', '.join(skipped_files)}.")

@@ -254,3 +254,31 @@ def test_cli_refuses_several_inputs_for_one_input_formats(tmp_path, capsys):
     with pytest.raises(SystemExit):
         convert_cli("jsonl", [a, a], tmp_path / "o.spacy", train=None)
     assert "reads one input" in capsys.readouterr().out
+
+
+SHARED_DATA = Path(__file__).parents[2] / "shared" / "data"
+
+
+@pytest.mark.skipif(not SHARED_DATA.exists(), reason="shared ATIS data not available")
+def test_atis_as_prodigy_ner_and_textcat_files_gives_the_same_docs(tmp_path, nlp):
+    """ATIS test (bio) written as a Prodigy NER export and a choice export merges back to the same docs."""
+    convert("bio", SHARED_DATA / "atis" / "test", tmp_path / "bio.spacy")
+    ref = list(DocBin().from_disk(tmp_path / "bio.spacy").get_docs(nlp.vocab))
+    ner = write_jsonl(tmp_path / "ner.jsonl", [
+        {"text": d.text, "_input_hash": i, "answer": "accept",
+         "spans": [{"start": e.start_char, "end": e.end_char, "label": e.label_} for e in d.ents]}
+        for i, d in enumerate(ref)
+    ])
+    cat = write_jsonl(tmp_path / "cat.jsonl", [
+        {"text": d.text, "_input_hash": i, "answer": "accept", "options": [{"id": k, "text": k} for k in d.cats],
+         "accept": intents(d)}
+        for i, d in enumerate(ref)
+    ])
+    convert("prodigy", [ner, cat], tmp_path / "prodigy.spacy")
+    docs = list(DocBin().from_disk(tmp_path / "prodigy.spacy").get_docs(nlp.vocab))
+    assert len(docs) == len(ref) == 893
+
+    def key(d):
+        return d.text, [(e.start_char, e.end_char, e.label_) for e in d.ents], d.cats
+
+    assert [key(d) for d in docs] == [key(d) for d in ref]

@@ -242,3 +242,36 @@ def test_dash_without_space_and_blank_lines_as_in_rasa(tmp_path, nlp):
     docs = read_rasa(path, nlp, stats=stats)
     assert [d.text for d in docs] == ["hi", "yo"]
     assert [loc for loc, _ in stats.doc_locations] == [f"{path}:4", f"{path}:6"]
+
+
+SHARED_DATA = Path(__file__).parents[2] / "shared" / "data"
+
+
+def to_rasa_markup(doc) -> str:
+    text, pos, parts = doc.text, 0, []
+    for e in doc.ents:
+        parts += [text[pos:e.start_char], f"[{e.text}]({e.label_})"]
+        pos = e.end_char
+    return "".join(parts + [text[pos:]])
+
+
+@pytest.mark.skipif(not SHARED_DATA.exists(), reason="shared ATIS data not available")
+def test_atis_as_rasa_gives_the_same_docs(tmp_path, nlp):
+    """ATIS test (bio) written as Rasa YAML converts back to the same texts, entities and intents."""
+    convert("bio", SHARED_DATA / "atis" / "test", tmp_path / "bio.spacy")
+    ref = [d for d in DocBin().from_disk(tmp_path / "bio.spacy").get_docs(nlp.vocab) if len(intents(d)) == 1]
+    by_intent = {}
+    for doc in ref:
+        by_intent.setdefault(intents(doc)[0], []).append(doc)
+    lines = ["nlu:"]
+    for intent, docs in by_intent.items():
+        lines += [f"- intent: {intent}", "  examples: |"] + [f"    - {to_rasa_markup(d)}" for d in docs]
+    path = write(tmp_path / "nlu.yml", "\n".join(lines) + "\n")
+    docs = read_rasa(path, nlp)
+    expected = [d for group in by_intent.values() for d in group]
+    assert len(docs) == len(expected) > 800
+
+    def key(d):
+        return d.text, [(e.start_char, e.end_char, e.label_) for e in d.ents], intents(d)
+
+    assert [key(d) for d in docs] == [key(d) for d in expected]

@@ -10,7 +10,7 @@ from .evaluate import evaluate_cli, table_cli
 from .visualize import plots_cli
 
 app = typer.Typer(help="spacy-multitask-intent: joint intent + NER for spaCy", no_args_is_help=True)
-app.command("convert", help="Convert bio / jsonl / brackets data to .spacy")(convert_cli)
+app.command("convert", help="Convert bio / jsonl / brackets / rasa / prodigy data to .spacy")(convert_cli)
 app.command("generate", help="Generate the embedded store-lookup dataset")(generate_cli)
 app.command("config", help="Merge the base config with a variant")(config_cli)
 app.command("evaluate", help="Score a pipeline on gold tokens and raw text")(evaluate_cli)

@@ -102,16 +102,35 @@ def record_to_prodigy(record: Dict[str, Any], labels: Optional[Sequence[str]] = 
     spans carry start/end/label; each span's confidence and the ranked intent
     scores go in `meta`; the decided intents are pre-selected in `accept`,
     and `options` lists every intent label (`labels`, else the scored ones).
+    A record with `tokens` (parse_texts(..., tokens=True)) also gives the task
+    its `tokens` and each span its `token_start`/`token_end`, so Prodigy shows
+    the pipeline's own tokens and `convert prodigy` rebuilds the same ones.
     """
     options = list(labels) if labels is not None else list(record.get("intent_scores", {}))
-    return {
-        "text": record["text"],
-        "spans": [{"start": e["start"], "end": e["end"], "label": e["label"]} for e in record["entities"]],
-        "options": [{"id": label, "text": label} for label in options],
-        "accept": list(record["intents"]),
-        "answer": "accept",
-        "meta": {
-            "entity_confidence": [e.get("confidence") for e in record["entities"]],
-            "intent_scores": dict(record.get("intent_scores", {})),
-        },
-    }
+    spans = [{"start": e["start"], "end": e["end"], "label": e["label"]} for e in record["entities"]]
+    task: Dict[str, Any] = {"text": record["text"]}
+    if record.get("tokens") is not None:
+        text = record["text"]
+        tokens = [
+            {"text": t["text"], "start": t["start"], "end": t["end"], "id": i, "ws": text[t["end"]: t["end"] + 1] == " "}
+            for i, t in enumerate(record["tokens"])
+        ]
+        first = {t["start"]: t["id"] for t in tokens}
+        last = {t["end"]: t["id"] for t in tokens}
+        for span in spans:
+            if span["start"] in first and span["end"] in last:
+                span["token_start"], span["token_end"] = first[span["start"]], last[span["end"]]
+        task["tokens"] = tokens
+    task.update(
+        {
+            "spans": spans,
+            "options": [{"id": label, "text": label} for label in options],
+            "accept": list(record["intents"]),
+            "answer": "accept",
+            "meta": {
+                "entity_confidence": [e.get("confidence") for e in record["entities"]],
+                "intent_scores": dict(record.get("intent_scores", {})),
+            },
+        }
+    )
+    return task

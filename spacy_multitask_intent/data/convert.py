@@ -12,6 +12,12 @@ Supported input formats
 ``brackets``
     MASSIVE-style JSONL: ``{"annot_utt": "wake me up at [time : five am]",
     "intent": "alarm_set"}``.
+``rasa``
+    Rasa 3.x NLU YAML (``nlu:`` / ``- intent:`` / ``examples: |``), one or
+    several files or a ``data/`` folder; see :mod:`.rasa`.
+``prodigy``
+    Prodigy JSONL (``spans``, ``accept`` / ``label`` + ``answer``), one or
+    several files merged by ``_input_hash``; see :mod:`.prodigy`.
 
 Conventions
 -----------
@@ -29,7 +35,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import typer
 from spacy.language import Language
@@ -37,7 +43,8 @@ from spacy.tokens import Doc, DocBin, Span
 from spacy.vocab import Vocab
 from wasabi import msg
 
-FORMATS = ("bio", "jsonl", "brackets")
+FORMATS = ("bio", "jsonl", "brackets", "rasa", "prodigy")
+MULTI_INPUT_FORMATS = ("rasa", "prodigy")  # several inputs are read and merged
 MAX_LOCATIONS_SHOWN = 5
 _TAG_RE = re.compile(r"^(O|([BI])-(\S+))$")
 
@@ -67,6 +74,10 @@ class ConvertStats:
     unseen_intents: Dict[str, int] = field(default_factory=dict)
     unseen_entity_types: Dict[str, int] = field(default_factory=dict)
     warnings: List[str] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)  # input deliberately not converted, counted
+    skipped: Dict[str, int] = field(default_factory=dict)  # what was not converted -> how many
+    # per doc: (where its intents come from, where its entities come from), "file:line"
+    doc_locations: List[Tuple[str, str]] = field(default_factory=list)
 
     @property
     def n_intents(self) -> int:
@@ -137,8 +148,15 @@ def _finish(
     records: List[Tuple[Doc, List[str]]],
     intent_labels: Optional[Iterable[str]],
     stats: ConvertStats,
+    locations: Optional[Sequence[Union[str, Tuple[str, str]]]] = None,
 ) -> List[Doc]:
-    """Set complete cats on every doc and update the stats."""
+    """Set complete cats on every doc and update the stats.
+
+    ``locations`` (one ``"file:line"``, or an (intents, entities) pair, per
+    record) say where each doc came from, for the unseen-label report.
+    """
+    if locations is not None:
+        stats.doc_locations.extend((loc, loc) if isinstance(loc, str) else tuple(loc) for loc in locations)
     labels = set(intent_labels or [])
     for _, intents in records:
         labels.update(intents)
@@ -164,6 +182,33 @@ def _finish(
     return docs
 
 
+def _overlap_error(
+    text: str, prev: Tuple[int, int, str], cur: Tuple[int, int, str], path: Union[str, Path], line: int,
+    where: str = "",
+) -> DataError:
+    (p0, p1, plab), (start, end, label) = prev, cur
+    return DataError(
+        path, line,
+        f"overlapping spans {text[p0:p1]!r} [{p0}:{p1}] ({plab}){where} and "
+        f"{text[start:end]!r} [{start}:{end}] ({label}). Entities may not overlap; keep one of them.",
+    )
+
+
+def _char_span(doc: Doc, start: int, end: int, label: str, path: Union[str, Path], line: int) -> Span:
+    """``doc.char_span`` in strict mode, or a DataError saying which token it cuts."""
+    span = doc.char_span(start, end, label=label, alignment_mode="strict")
+    if span is None:
+        text = doc.text
+        tokens = " | ".join(t.text for t in doc)
+        raise DataError(
+            path, line,
+            f"span {text[start:end]!r} [{start}:{end}] ({label}) does not align with token "
+            f"boundaries (tokens: {tokens}). Fix the offsets so the span starts and ends on "
+            "token boundaries (no leading/trailing whitespace, no partial words).",
+        )
+    return span
+
+
 def _set_ents(
     doc: Doc, spans: List[Tuple[int, int, str]], text: str, path: Path, line: int
 ) -> None:
@@ -172,21 +217,8 @@ def _set_ents(
     prev: Optional[Tuple[int, int, str]] = None
     for start, end, label in sorted(spans, key=lambda s: (s[0], s[1])):
         if prev is not None and start < prev[1]:
-            raise DataError(
-                path, line,
-                f"overlapping spans {text[prev[0]:prev[1]]!r} [{prev[0]}:{prev[1]}] ({prev[2]}) and "
-                f"{text[start:end]!r} [{start}:{end}] ({label}). Entities may not overlap; keep one of them.",
-            )
-        span = doc.char_span(start, end, label=label, alignment_mode="strict")
-        if span is None:
-            tokens = " | ".join(t.text for t in doc)
-            raise DataError(
-                path, line,
-                f"span {text[start:end]!r} [{start}:{end}] ({label}) does not align with token "
-                f"boundaries (tokens: {tokens}). Fix the offsets so the span starts and ends on "
-                "token boundaries (no leading/trailing whitespace, no partial words).",
-            )
-        ents.append(span)
+            raise _overlap_error(text, prev, (start, end, label), path, line)
+        ents.append(_char_span(doc, start, end, label, path, line))
         prev = (start, end, label)
     doc.ents = ents
 
@@ -234,6 +266,7 @@ def read_bio(
         )
     n_repaired_before = stats.repaired_tags
     records: List[Tuple[Doc, List[str]]] = []
+    locations = [(f"{p_label}:{i + 1}", f"{p_out}:{i + 1}") for i in range(n)]
     for i in range(n):
         line = i + 1
         _progress(log_every, folder, line)
@@ -276,7 +309,7 @@ def read_bio(
         doc.ents = [Span(doc, s, e, label=lab) for s, e, lab in spans]
         records.append((doc, intents))
     _warn_repairs(stats, n_repaired_before, str(p_out))
-    return _finish(records, intent_labels, stats)
+    return _finish(records, intent_labels, stats, locations)
 
 
 def _iter_json_lines(path: Path, log_every: int = 0):
@@ -307,7 +340,9 @@ def read_jsonl(
     nlp = nlp if nlp is not None else _blank_nlp()
     stats = stats if stats is not None else ConvertStats()
     records: List[Tuple[Doc, List[str]]] = []
+    locations: List[str] = []
     for line, obj in _iter_json_lines(path, log_every):
+        locations.append(f"{path}:{line}")
         text = obj.get("text")
         if not isinstance(text, str) or not text.strip():
             raise DataError(path, line, "missing or empty 'text'. Each line needs a non-empty \"text\" string.")
@@ -342,7 +377,7 @@ def read_jsonl(
         doc = nlp.make_doc(text)
         _set_ents(doc, spans, text, path, line)
         records.append((doc, intents))
-    return _finish(records, intent_labels, stats)
+    return _finish(records, intent_labels, stats, locations)
 
 
 def parse_brackets(annot: str, path: Union[str, Path] = "<string>", line: int = 0) -> Tuple[str, List[Tuple[int, int, str]]]:
@@ -398,7 +433,9 @@ def read_brackets(
     nlp = nlp if nlp is not None else _blank_nlp()
     stats = stats if stats is not None else ConvertStats()
     records: List[Tuple[Doc, List[str]]] = []
+    locations: List[str] = []
     for line, obj in _iter_json_lines(path, log_every):
+        locations.append(f"{path}:{line}")
         annot = obj.get("annot_utt")
         if not isinstance(annot, str) or not annot.strip():
             raise DataError(path, line, "missing or empty 'annot_utt'. Each line needs an \"annot_utt\" string.")
@@ -415,43 +452,98 @@ def read_brackets(
         doc = nlp.make_doc(text)
         _set_ents(doc, spans, text, path, line)
         records.append((doc, intents))
-    return _finish(records, intent_labels, stats)
+    return _finish(records, intent_labels, stats, locations)
 
 
 # ---------------------------------------------------------------------------
 # convert
 
 
+PathOrPaths = Union[str, Path, Sequence[Union[str, Path]]]
+
+
+def _as_paths(paths: PathOrPaths) -> List[Path]:
+    if isinstance(paths, (str, Path)):
+        return [Path(paths)]
+    return [Path(p) for p in paths]
+
+
+def _show_paths(paths: PathOrPaths) -> str:
+    return ", ".join(str(p) for p in _as_paths(paths))
+
+
 def read_docs(
     fmt: str,
-    input_path: Union[str, Path],
+    input_path: PathOrPaths,
     nlp: Optional[Language] = None,
     intent_labels: Optional[Iterable[str]] = None,
     stats: Optional[ConvertStats] = None,
     log_every: int = 0,
 ) -> List[Doc]:
-    """Dispatch to the reader for ``fmt`` (one of ``bio``, ``jsonl``, ``brackets``)."""
+    """Dispatch to the reader for ``fmt`` (one of :data:`FORMATS`).
+
+    ``input_path`` may be a list of paths for the formats in
+    :data:`MULTI_INPUT_FORMATS` (read and merged); the others read one.
+    """
     nlp = nlp if nlp is not None else _blank_nlp()
+    paths = _as_paths(input_path)
+    if fmt == "rasa":
+        from .rasa import read_rasa
+
+        return read_rasa(paths, nlp, intent_labels, stats, log_every)
+    if fmt == "prodigy":
+        from .prodigy import read_prodigy
+
+        return read_prodigy(paths, nlp, intent_labels, stats, log_every)
+    if fmt in FORMATS and len(paths) != 1:
+        raise ValueError(
+            f"The {fmt} format reads one input, got {len(paths)}: {_show_paths(paths)}. "
+            f"Several inputs are merged only for {', '.join(MULTI_INPUT_FORMATS)}."
+        )
+    (path,) = paths
     if fmt == "bio":
-        return read_bio(input_path, nlp.vocab, intent_labels, stats, log_every)
+        return read_bio(path, nlp.vocab, intent_labels, stats, log_every)
     if fmt == "jsonl":
-        return read_jsonl(input_path, nlp, intent_labels, stats, log_every)
+        return read_jsonl(path, nlp, intent_labels, stats, log_every)
     if fmt == "brackets":
-        return read_brackets(input_path, nlp, intent_labels, stats, log_every)
+        return read_brackets(path, nlp, intent_labels, stats, log_every)
     raise ValueError(f"Unknown format {fmt!r}. Choose one of: {', '.join(FORMATS)}.")
+
+
+def _first_locations(docs: List[Doc], stats: ConvertStats, unseen: Dict[str, int], kind: str) -> str:
+    """Lines ``file:line: intent 'x' ...`` for the first doc of each unseen label."""
+    if len(stats.doc_locations) != len(docs):
+        return ""
+    first: Dict[str, str] = {}
+    for doc, (intent_loc, ent_loc) in zip(docs, stats.doc_locations):
+        if kind == "intent":
+            found = [label for label, value in doc.cats.items() if value == 1.0]
+            loc = intent_loc
+        else:
+            found = [ent.label_ for ent in doc.ents]
+            loc = ent_loc
+        for label in found:
+            if label in unseen and label not in first:
+                first[label] = loc
+    shown = list(first.items())[:MAX_LOCATIONS_SHOWN]
+    lines = [f"\n  {loc}: {kind} {label!r} is not in train ({unseen[label]} in this input)" for label, loc in shown]
+    if len(first) > len(shown):
+        lines.append(f"\n  ... and {len(first) - len(shown)} more")
+    return "".join(lines)
 
 
 def convert(
     fmt: str,
-    input_path: Union[str, Path],
+    input_path: PathOrPaths,
     output_path: Union[str, Path],
-    train: Optional[Union[str, Path]] = None,
+    train: Optional[PathOrPaths] = None,
     log_every: int = 0,
 ) -> ConvertStats:
     """Convert ``input_path`` (format ``fmt``) to a DocBin at ``output_path``.
 
     ``train`` (same format) supplies the full intent label set for cats and is
     used to report intents / entity types that the training data never has.
+    rasa and prodigy take a list of paths for either (read and merged).
     """
     if fmt not in FORMATS:
         raise ValueError(f"Unknown format {fmt!r}. Choose one of: {', '.join(FORMATS)}.")
@@ -466,20 +558,23 @@ def convert(
     stats = ConvertStats()
     docs = read_docs(fmt, input_path, nlp, train_labels, stats, log_every)
     if train is not None:
+        shown_in, shown_train = _show_paths(input_path), _show_paths(train)
         known = set(train_labels)
         stats.unseen_intents = {k: v for k, v in stats.intent_counts.items() if k not in known}
         stats.unseen_entity_types = {k: v for k, v in stats.entity_counts.items() if k not in train_ent_types}
         if stats.unseen_intents:
             n = sum(stats.unseen_intents.values())
             stats.warnings.append(
-                f"{len(stats.unseen_intents)} intent(s) in {input_path} are absent from train {train} "
+                f"{len(stats.unseen_intents)} intent(s) in {shown_in} are absent from train {shown_train} "
                 f"({n} doc(s); kept, a model will score them as errors): {', '.join(stats.unseen_intents)}"
+                + _first_locations(docs, stats, stats.unseen_intents, "intent")
             )
         if stats.unseen_entity_types:
             n = sum(stats.unseen_entity_types.values())
             stats.warnings.append(
-                f"{len(stats.unseen_entity_types)} entity type(s) in {input_path} are absent from train {train} "
+                f"{len(stats.unseen_entity_types)} entity type(s) in {shown_in} are absent from train {shown_train} "
                 f"({n} entity/ies; kept): {', '.join(stats.unseen_entity_types)}"
+                + _first_locations(docs, stats, stats.unseen_entity_types, "entity type")
             )
     if stats.n_no_intent:
         stats.warnings.append(f"{stats.n_no_intent} doc(s) have no intent (all cats 0.0).")
@@ -491,8 +586,13 @@ def convert(
 
 
 def print_summary(stats: ConvertStats, output_path: Union[str, Path]) -> None:
+    for note in stats.notes:
+        msg.info(note)
     for warning in stats.warnings:
-        msg.warn(warning)
+        head, *lines = warning.split("\n")  # one line per location (wasabi would join them)
+        msg.warn(head)
+        for line in lines:
+            msg.text(line)
     msg.good(f"Wrote {stats.n_docs} docs to {output_path}")
     msg.info(
         f"{stats.n_ents} entities ({len(stats.entity_counts)} types), {stats.n_intents} intents "
@@ -502,21 +602,26 @@ def print_summary(stats: ConvertStats, output_path: Union[str, Path]) -> None:
 
 
 def convert_cli(
-    fmt: str = typer.Argument(..., help="Input format: bio (folder with seq.in/seq.out/label), jsonl or brackets"),
-    input_path: Path = typer.Argument(..., help="Input folder (bio) or .jsonl file", exists=True),
+    fmt: str = typer.Argument(
+        ..., help="Input format: bio (folder with seq.in/seq.out/label), jsonl, brackets, rasa (NLU YAML) or prodigy"
+    ),
+    input_path: List[Path] = typer.Argument(
+        ..., help="Input folder (bio, rasa) or file; rasa and prodigy take several, merged", exists=True
+    ),
     output_path: Path = typer.Argument(..., help="Output .spacy file"),
-    train: Optional[Path] = typer.Option(
-        None, "--train", help="Train split in the same format: complete intent label set + unseen-label warnings",
-        exists=True,
+    train: Optional[List[Path]] = typer.Option(
+        None, "--train", help="Train split in the same format: complete intent label set + unseen-label warnings "
+        "(repeat for several rasa / prodigy files)", exists=True,
     ),
 ) -> None:
     """Convert an intent + entity dataset to a spaCy DocBin (.spacy)."""
     if fmt not in FORMATS:
         msg.fail(f"Unknown format {fmt!r}. Choose one of: {', '.join(FORMATS)}", exits=1)
-    msg.info(f"Converting {input_path} ({fmt})" + (f" with train labels from {train}" if train else ""))
+    train = train or None
+    msg.info(f"Converting {_show_paths(input_path)} ({fmt})" + (f" with train labels from {_show_paths(train)}" if train else ""))
     try:
         stats = convert(fmt, input_path, output_path, train=train, log_every=10000)
-    except DataError as err:
+    except ValueError as err:  # DataError (file:line) or several inputs for a one-input format
         msg.fail("Invalid input data", str(err), exits=1)
         return
     print_summary(stats, output_path)

@@ -38,7 +38,8 @@ OPTIMIZER_STATES = ("shared", "separate")
 #   sigmoid_sum  - per word, binary cross-entropy summed over the intent labels (the paper's head);
 #                  its size grows with the number of intents
 #   sigmoid_mean - the same, averaged over the labels (one label's worth, whatever their number)
-#   softmax      - per word, cross-entropy over the labels (single-label data, as JointBERT)
+#   softmax      - per word, cross-entropy over the labels (as JointBERT); a query with
+#                  several intents is trained towards an even split between them
 #   auto         - softmax for single-label data, sigmoid_mean for multi-label data
 INTENT_LOSSES = ("sigmoid_sum", "sigmoid_mean", "softmax", "auto")
 LOSS_BALANCES = ("fixed", "uncertainty")
@@ -322,13 +323,6 @@ class IntentNER(TrainablePipe):
         for label in sorted(intents):
             self.add_intent(label)
         self.cfg["multi_label"] = bool(multi)
-        if multi and self.cfg.get("intent_loss") == "softmax" and self.uses_intents:
-            raise ValueError(
-                "intent_ner: intent_loss = \"softmax\" needs single-label data (one intent per "
-                "query), but some training examples have several intents or none. Use "
-                "intent_loss = \"auto\" (softmax for single-label data, sigmoid_mean otherwise) "
-                "or \"sigmoid_mean\"."
-            )
         if not self.cfg["labels"]:
             raise ValueError(
                 "intent_ner: the training examples hold no entities (doc.ents), so "

@@ -69,13 +69,18 @@ def test_softmax_activation_survives_save_and_load(tiny_bert, tmp_path):
     assert numpy.allclose(a._.intent_scores, b._.intent_scores, atol=1e-6)
 
 
-def test_softmax_refuses_multi_label_data(tiny_bert):
+def test_softmax_on_multi_label_data_splits_the_target_and_auto_takes_sigmoid(tiny_bert):
     data = TOY[:-1] + [("add cherry pie to cart", [(1, 3, "PRODUCT")], ["add_to_cart", "product_search"])]
     from conftest import build_nlp
 
     nlp = build_nlp(tiny_bert, update_mode="joint", intent_loss="softmax")
-    with pytest.raises(ValueError, match="single-label"):
-        nlp.initialize(lambda: toy_examples(nlp, data))
+    nlp.initialize(lambda: toy_examples(nlp, data))
+    pipe = nlp.get_pipe("intent_ner")
+    assert pipe.cfg["multi_label"] and pipe.intent_activation == "softmax"
+    train(nlp, toy_examples(nlp, data), steps=60)
+    scores = nlp("add cherry pie to cart").cats
+    assert scores["add_to_cart"] > 0.2 and scores["product_search"] > 0.2
+    assert sum(scores.values()) == pytest.approx(1.0, abs=1e-4)
     nlp = build_nlp(tiny_bert, update_mode="joint", intent_loss="auto")
     nlp.initialize(lambda: toy_examples(nlp, data))
     assert nlp.get_pipe("intent_ner").intent_activation == "sigmoid"

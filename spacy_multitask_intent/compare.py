@@ -139,6 +139,7 @@ def run_compare(
     collect_only: bool = False,
     reevaluate: bool = False,
     gpu_id: int = -1,
+    table: Optional[Path] = None,
 ) -> Dict:
     """Train and evaluate each variant on each seed, then tabulate.
 
@@ -146,7 +147,13 @@ def run_compare(
     reevaluate (with either): score a reused run's saved model-best on `test`
     again, keeping its training time, so a decoding change reaches old runs
     without retraining; a run whose model was not kept stays as it was.
-    gpu_id: train and evaluate on this GPU (-1: CPU), like `spacy train --gpu-id`."""
+    gpu_id: train and evaluate on this GPU (-1: CPU), like `spacy train --gpu-id`.
+    table: the per-run results table (CSV, one row per run; see results_table.py),
+    whose dataset column is OUTPUT_DIR's folder name. With collect_only (and no
+    reevaluate) the runs are read from it instead of the metrics.json files;
+    otherwise the runs of this call are merged into it."""
+    from . import results_table
+
     from spacy.cli.train import train as spacy_train
 
     if gpu_id >= 0:
@@ -156,6 +163,16 @@ def run_compare(
     output_dir.mkdir(parents=True, exist_ok=True)
     runs: Dict[str, List[Dict]] = {}
     parsed = [(spec, *parse_variant(spec)) for spec in variants]  # fail before training
+    from_table = table is not None and collect_only and not reevaluate
+    if from_table:
+        rows = results_table.read_csv(table)
+        runs = results_table.select(rows, output_dir.name, [p[0] for p in parsed], seeds)
+        for spec, _, _ in parsed:
+            found = [r["seed"] for r in runs.get(spec, [])]
+            for seed in seeds:
+                if seed not in found:
+                    msg.warn(f"{spec}, seed {seed}: no row for {output_dir.name} in {table}, left out of the table")
+        parsed = []
     for spec, name, settings in parsed:
         base, variant = DEFAULT_VARIANTS[name]
         config = merge_config(configs_dir / base, configs_dir / variant if variant else None)
@@ -202,7 +219,14 @@ def run_compare(
         name: [{k: r[k] for k in ("seed", "train_seconds", "gold_tokens", "raw_text")} for r in results]
         for name, results in runs.items()
     }
-    (output_dir / f"{report_name}.json").write_text(json.dumps(report, indent=2, default=float))
+    if table is not None and not from_table:
+        new = [
+            results_table.row_from_metrics(output_dir.name, spec, r, str(output_dir))
+            for spec, results in runs.items() for r in results
+        ]
+        old = results_table.read_csv(table) if Path(table).exists() else []
+        results_table.write_csv(results_table.merge(old, new), table)
+        msg.info(f"{len(new)} runs written to {table}")
     text = "\n\n".join(
         markdown(report[s], s.replace("_", " ")) for s in ("gold_tokens", "raw_text")
     )
@@ -241,7 +265,7 @@ def compare_cli(
     train: Path = typer.Argument(..., help="Training set (.spacy)"),
     dev: Path = typer.Argument(..., help="Dev set (.spacy)"),
     test: Path = typer.Argument(..., help="Test set (.spacy)"),
-    output_dir: Path = typer.Argument(..., help="Where runs, compare.md and compare.json go"),
+    output_dir: Path = typer.Argument(..., help="Where the runs (SPEC/seedN/metrics.json) and REPORT.md go"),
     configs_dir: Path = typer.Option(Path("configs"), "--configs"),
     variants: str = typer.Option(
         ",".join(DEFAULT_VARIANTS),
@@ -253,12 +277,18 @@ def compare_cli(
     max_steps: Optional[int] = typer.Option(None, "--max-steps"),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Override paths.encoder"),
     resume: bool = typer.Option(False, "--resume", help="Reuse runs whose metrics.json exists"),
-    report_name: str = typer.Option("compare", "--report", help="Table file names: OUTPUT_DIR/REPORT.md and .json"),
+    report_name: str = typer.Option("compare", "--report", help="Table file name: OUTPUT_DIR/REPORT.md"),
     collect_only: bool = typer.Option(False, "--collect", help="Train nothing: tabulate the runs that exist"),
     reevaluate: bool = typer.Option(
         False, "--reevaluate", help="With --resume/--collect: score reused runs' saved models on TEST again"
     ),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU to train and evaluate on (-1: CPU)"),
+    table: Optional[Path] = typer.Option(
+        None,
+        "--table",
+        help="Per-run results CSV (e.g. benchmarks/results.csv; dataset = OUTPUT_DIR's folder name). "
+        "With --collect the tables are built from its rows; otherwise this call's runs are merged into it",
+    ),
 ) -> None:
     """Train + evaluate each configuration on each seed; print mean ± sd."""
     overrides: Dict = {}
@@ -280,4 +310,5 @@ def compare_cli(
         collect_only,
         reevaluate,
         gpu_id,
+        table,
     )

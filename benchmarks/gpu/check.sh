@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# GPU check, run on the lent device machine from the repository root, after
-# benchmarks/gpu/prepare.sh built .gpu/ here (carry: .gpu, corpus/atis,
-# corpus/store_lookup; corpus/snips for the snips step).  Usage:
+# GPU check, run on the GPU machine from the repository root, with the .gpu/
+# payload built by benchmarks/gpu/prepare.sh and corpus/atis, corpus/store_lookup
+# (corpus/snips for the snips step) present.  Usage:
 # bash benchmarks/gpu/check.sh [STEP ...] with STEP in: train cpuload tests
 # bench cpubench snips (default: train cpuload tests).
 # Each step has its own time limit and the script goes on after a failure;
-# the outputs land in $OUT (at most 8 files, 2 folders deep, come back).
+# the outputs land in $OUT.
 OUT=${OUT:-/tmp/gpu_out}; mkdir -p "$OUT"
 exec > >(tee "$OUT/log.txt") 2>&1
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false

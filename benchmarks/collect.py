@@ -1,0 +1,144 @@
+"""Rebuild benchmarks/results.csv and the Markdown tables in benchmarks/results/.
+
+1. Every run's `benchmarks/results/DATASET/SPEC/seedN/metrics.json` becomes one
+   row of `benchmarks/results.csv` (dataset, variant, seed, gold-token and
+   raw-text P/R/F1, intent and frame accuracy, train seconds, device, the
+   command that reproduces the run). A dataset folder added later is included.
+2. Each table below is rebuilt from that CSV with
+   `python -m spacy_multitask_intent compare ... OUT_DIR --collect --table
+   benchmarks/results.csv --seeds S --variants V --report NAME`
+   (the train/dev/test arguments are not read with --collect). A dataset with
+   no entry gets a `compare.md` of all its variants.
+
+    python benchmarks/collect.py [--results benchmarks/results] [--table benchmarks/results.csv] [--no-tables]
+"""
+import argparse
+import contextlib
+import io
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # this checkout's package, not an installed copy
+
+from spacy_multitask_intent import results_table  # noqa: E402
+
+# dataset -> report name -> (seeds, variants in row order)
+REPORTS = {
+    "store_lookup": {
+        "compare": ("0,1,2", "ner_only,alternating,joint,stock"),
+    },
+    "atis": {
+        "compare": ("0,1,2", "ner_only,joint+intent_weight=0.1,alternating,stock"),
+        "ablation_seed0": (
+            "0",
+            "ner_only,joint+intent_weight=0.1,joint+intent_weight=0.5,joint+intent_weight=1.0,"
+            "alternating+intent_lr_factor=0.01,alternating,alternating+intent_lr_factor=1.0,"
+            "alternating+intent_optimizer_state=separate,"
+            "alternating+intent_optimizer_state=separate+intent_lr_factor=1.0",
+        ),
+        "ablation_intent_lr_factor": (
+            "0,1,2",
+            "alternating+intent_lr_factor=0.01,alternating,alternating+intent_lr_factor=1.0,joint+intent_weight=0.5",
+        ),
+        "ablation_intent_weight": (
+            "0,1,2",
+            "ner_only,joint+intent_weight=0.1,joint+intent_weight=0.5,joint+intent_weight=1.0",
+        ),
+        "budget": (
+            "0,1,2",
+            "ner_only,joint+intent_weight=0.5,ner_only+training.max_steps=3000,"
+            "joint+intent_weight=0.5+training.max_steps=3000",
+        ),
+        # NER-only seed 0 trained again with the current code (its first models were not kept)
+        "ner_only_retrained": ("0", "ner_only,ner_only+training.max_steps=1500"),
+    },
+    "snips": {
+        "compare": (
+            "0,1,2",
+            "ner_only,joint+intent_weight=0.1,joint+intent_weight=0.5,alternating,stock,"
+            "joint+intent_weight=0.5+training.max_steps=3000",
+        ),
+        "budget": (
+            "0,1,2",
+            "ner_only,joint+intent_weight=0.5,ner_only+training.max_steps=3000,"
+            "joint+intent_weight=0.1+training.max_steps=3000,joint+intent_weight=0.5+training.max_steps=3000",
+        ),
+        "learning_rate": (
+            "0",
+            "joint+intent_weight=0.5+training.optimizer.learn_rate.initial_rate=1e-4,joint+intent_weight=0.5,"
+            "joint+intent_weight=0.5+training.optimizer.learn_rate.initial_rate=5e-4,"
+            "joint+intent_weight=0.5+training.optimizer.learn_rate.initial_rate=1e-3",
+        ),
+    },
+    "multidomain": {
+        "balance": (  # project.yml, workflow multidomain-balance
+            "0,1,2",
+            "ner_only,joint+intent_weight=0.5,joint+intent_weight=0.5+intent_loss=sigmoid_mean,"
+            "joint+intent_weight=1.0+intent_loss=sigmoid_mean,joint+intent_weight=0.5+loss_balance=uncertainty,"
+            "joint+intent_weight=0.5+intent_weight_warmup=300",
+        ),
+    },
+}
+
+
+def reports_for(dataset: str, rows):
+    """The registered tables of a dataset, or one `compare` table of every
+    variant it has (in the order the variants first appear, all seeds)."""
+    if dataset in REPORTS:
+        return REPORTS[dataset]
+    variants = list(dict.fromkeys(r["variant"] for r in rows if r["dataset"] == dataset))
+    seeds = sorted({r["seed"] for r in rows if r["dataset"] == dataset})
+    return {"compare": (",".join(map(str, seeds)), ",".join(variants))}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--table", type=Path, default=ROOT / "benchmarks" / "results.csv")
+    parser.add_argument("--no-tables", action="store_true", help="Write the CSV only")
+    parser.add_argument("--quiet", action="store_true", help="Do not print the tables")
+    args = parser.parse_args(argv)
+    # Paths relative to the repository root, so the CSV's commands read the same everywhere.
+    args.results, args.table = (Path(os.path.relpath(p.resolve(), ROOT)) for p in (args.results, args.table))
+    os.chdir(ROOT)
+
+    rows = results_table.scan(args.results)
+    if not rows:
+        print(f"no {args.results}/DATASET/SPEC/seedN/metrics.json found", file=sys.stderr)
+        return 1
+    results_table.write_csv(rows, args.table)
+    datasets = sorted({r["dataset"] for r in rows})
+    print(f"{args.table}: {len(rows)} runs ({', '.join(datasets)})")
+    if args.no_tables:
+        return 0
+    try:
+        from spacy_multitask_intent.cli.compare import run_compare
+    except ImportError:
+        from spacy_multitask_intent.compare import run_compare
+
+    for dataset in datasets:
+        reports = reports_for(dataset, rows)
+        shown = {v for _, variants in reports.values() for v in variants.split(",")}
+        extra = sorted({r["variant"] for r in rows if r["dataset"] == dataset} - shown)
+        if extra:
+            print(f"{dataset}: in {args.table} but in no table (add them to REPORTS): {', '.join(extra)}")
+        for report, (seeds, variants) in reports.items():
+            out = args.results / dataset
+            unused = Path(f"corpus/{dataset}")  # --collect reads no data
+            sink = io.StringIO() if args.quiet else sys.stdout
+            with contextlib.redirect_stdout(sink):
+                run_compare(
+                    unused / "train.spacy", unused / "dev.spacy", unused / "test.spacy", out,
+                    configs_dir=Path("configs"),
+                    variants=[v for v in variants.split(",") if v],
+                    seeds=[int(s) for s in seeds.split(",")],
+                    report_name=report, collect_only=True, table=args.table,
+                )
+            print(f"{out / (report + '.md')}: rebuilt from {args.table}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

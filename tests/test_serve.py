@@ -109,7 +109,7 @@ def test_the_trained_toy_model_finds_the_store(expected):
 
 
 def test_concurrent_requests_are_batched_and_each_gets_its_own(plain, expected):
-    settings = Settings(max_batch=16, max_wait_ms=50)
+    settings = Settings(max_batch=16, max_wait_ms=50, max_delay_ms=None)
 
     async def go():
         app = create_app(str(plain), settings)
@@ -243,7 +243,7 @@ def test_too_long_text_and_too_many_texts_get_413(plain):
 
 # ------------------------------------------------------------------ overload and failures
 def test_full_queue_gets_503_with_retry_after(faulty):
-    settings = Settings(max_batch=1, max_wait_ms=0, max_queue=2, max_texts=2)
+    settings = Settings(max_batch=1, max_wait_ms=0, max_queue=2, max_texts=2, max_delay_ms=None)
     serve_helpers.GATE.clear()
 
     async def go():
@@ -268,6 +268,25 @@ def test_full_queue_gets_503_with_retry_after(faulty):
         run(go())
     finally:
         serve_helpers.GATE.set()
+
+
+def test_estimated_wait_over_max_delay_gets_503(faulty):
+    # a batch of 4 texts taking SLOW_S measures about SLOW_S / 4 seconds per text
+    settings = Settings(max_batch=4, max_wait_ms=50, max_delay_ms=3000)
+
+    async def go():
+        async with serving(create_app(str(faulty), settings)) as c:
+            r = await c.post("/parse", json={"texts": ["SLOWQ a", "b", "c", "d"]})
+            assert r.status_code == 200
+            running = asyncio.ensure_future(c.post("/parse", json={"texts": ["SLOWQ e", "f", "g", "h"]}))
+            await _until(lambda: c.get("/metrics"), "smi_batch_in_flight_texts 4.0")
+            # (4 texts ahead + 12) x about SLOW_S / 4 = 6 s > 3 s
+            r = await c.post("/parse", json={"texts": ["x"] * 12})
+            assert r.status_code == 503 and r.headers["retry-after"] == "1"
+            assert "estimated wait" in r.json()["error"]
+            assert (await running).status_code == 200
+
+    run(go())
 
 
 async def _until(get, needle, tries=400):

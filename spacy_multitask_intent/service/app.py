@@ -37,6 +37,7 @@ class Settings:
     max_batch: int = 32  # texts per model call
     max_wait_ms: float = 5.0  # how long the first request of a batch waits for company
     max_queue: int = 256  # texts allowed to wait; beyond: 503 + Retry-After
+    max_delay_ms: Optional[float] = 500.0  # estimated queue wait allowed; beyond: 503 (None: no limit)
     timeout_ms: float = 10000.0  # per-request deadline; beyond: 504
     max_chars: int = 2000  # per text; beyond: 413
     max_texts: int = 256  # per request; beyond: 413
@@ -50,6 +51,8 @@ class Settings:
                 problems.append(f"{name} must be >= 1 (got {getattr(self, name)})")
         if self.max_wait_ms < 0:
             problems.append(f"max_wait_ms must be >= 0 (got {self.max_wait_ms})")
+        if self.max_delay_ms is not None and self.max_delay_ms <= 0:
+            problems.append(f"max_delay_ms must be > 0 (got {self.max_delay_ms})")
         if self.timeout_ms <= 0:
             problems.append(f"timeout_ms must be > 0 (got {self.timeout_ms})")
         if self.max_texts > self.max_queue:
@@ -229,6 +232,7 @@ def create_app(model_path: str, settings: Optional[Settings] = None, loader: Cal
             max_batch=settings.max_batch,
             max_wait_ms=settings.max_wait_ms,
             max_queue=settings.max_queue,
+            max_delay_ms=settings.max_delay_ms,
             metrics=metrics,
         )
         batcher.start()

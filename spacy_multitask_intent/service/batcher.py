@@ -8,8 +8,12 @@ queue up and form the next batch. Each request's future gets exactly its own
 slice of the records.
 
 Overload and failure:
-- more than `max_queue` texts waiting: `QueueFull` at once (the app answers
-  503 + Retry-After) instead of unbounded latency;
+- more than `max_queue` texts waiting, or an estimated wait above `max_delay_ms`
+  (texts ahead x the seconds per text measured on recent batches of at least
+  half `max_batch`): `QueueFull` at once (the app answers 503 + Retry-After)
+  instead of unbounded latency. Counting texts alone is not enough: when the
+  machine slows down, a full queue outlives the requests' deadlines and every
+  batch is spent on requests that time out (measured, docs/serve.md);
 - a request whose deadline passes gets `DeadlineExceeded` (504); if it was
   still queued it is dropped from the queue, if its batch is running the
   result is discarded;
@@ -62,6 +66,7 @@ class Batcher:
         max_batch: int = 32,
         max_wait_ms: float = 5.0,
         max_queue: int = 256,
+        max_delay_ms: Optional[float] = None,
         metrics=None,
     ) -> None:
         if max_batch < 1 or max_queue < 1 or max_wait_ms < 0:
@@ -70,7 +75,10 @@ class Batcher:
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
         self.max_queue = max_queue
+        self.max_delay = None if max_delay_ms is None else max_delay_ms / 1000.0
         self.metrics = metrics
+        self._sec_per_text: Optional[float] = None  # EWMA over batches of >= max_batch / 2 texts
+        self._in_flight = 0
         self._queue: "asyncio.Queue[_Item]" = asyncio.Queue()
         self._depth = 0  # texts waiting, not yet taken into a batch
         self._carry: Optional[_Item] = None  # taken from the queue but left for the next batch
@@ -96,6 +104,13 @@ class Batcher:
         texts = list(texts)
         if self._depth + len(texts) > self.max_queue:
             raise QueueFull(f"{self._depth} texts are waiting (limit {self.max_queue})")
+        if self.max_delay is not None and self._sec_per_text is not None:
+            wait = (self._depth + self._in_flight + len(texts)) * self._sec_per_text
+            if wait > self.max_delay:
+                raise QueueFull(
+                    f"estimated wait {wait * 1000:.0f} ms for {self._depth + self._in_flight} texts ahead "
+                    f"(limit {self.max_delay * 1000:.0f} ms)"
+                )
         item = _Item(texts, bool(tokens), asyncio.get_running_loop().create_future())
         self._add_depth(len(texts))
         self._queue.put_nowait(item)
@@ -201,11 +216,18 @@ class Batcher:
         if self.metrics is not None:
             self.metrics.batch_size.observe(len(texts))
             self.metrics.in_flight.set(len(texts))
+        self._in_flight = len(texts)
+        start = time.perf_counter()
         try:
             records = await loop.run_in_executor(self._executor, self.parse, texts, tokens)
         finally:
+            self._in_flight = 0
             if self.metrics is not None:
                 self.metrics.in_flight.set(0)
+        if 2 * len(texts) >= self.max_batch:
+            per_text = (time.perf_counter() - start) / len(texts)
+            old = self._sec_per_text
+            self._sec_per_text = per_text if old is None else 0.7 * old + 0.3 * per_text
         if len(records) != len(texts):
             raise RuntimeError(f"the model returned {len(records)} records for {len(texts)} texts")
         return records

@@ -2,6 +2,7 @@
 import typer
 
 from .calibrate import calibrate_cli
+from .cli.serve import serve_cli
 from .compare import compare_cli
 from .configs import config_cli
 from .data.convert import convert_cli
@@ -18,6 +19,7 @@ app.command("calibrate", help="Fit intent / gating thresholds on dev and save th
 app.command("compare", help="Train + evaluate configurations over seeds; mean ± sd table")(compare_cli)
 app.command("plots", help="Intent heat map, P/R curves and training curves")(plots_cli)
 app.command("table", help="Table-1-style comparison of evaluate outputs")(table_cli)
+app.command("serve", help="HTTP service: /parse, /model/parse (Rasa), /metrics, demo page")(serve_cli)
 
 if __name__ == "__main__":
     app()

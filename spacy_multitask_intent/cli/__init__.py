@@ -1,0 +1,1 @@
+"""One module per command; `__main__` wires them with typer."""

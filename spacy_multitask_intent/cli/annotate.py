@@ -50,5 +50,5 @@ def annotate_cli(
     msg.good(
         f"{result.rows} rows in {result.shards} shards -> {result.output} "
         f"({len(result.computed_shards)} computed, {result.skipped_shards} already done; "
-        f"{result.errors} rows with an error; {result.seconds:.1f} s)"
+        f"{result.errors} rows of the computed shards with an error; {result.seconds:.1f} s)"
     )

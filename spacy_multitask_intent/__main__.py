@@ -2,6 +2,7 @@
 import typer
 
 from .calibrate import calibrate_cli
+from .cli.annotate import annotate_cli
 from .cli.serve import serve_cli
 from .compare import compare_cli
 from .configs import config_cli
@@ -18,6 +19,7 @@ app.command("evaluate", help="Score a pipeline on gold tokens and raw text")(eva
 app.command("calibrate", help="Fit intent / gating thresholds on dev and save them in the pipeline")(calibrate_cli)
 app.command("compare", help="Train + evaluate configurations over seeds; mean ± sd table")(compare_cli)
 app.command("plots", help="Intent heat map, P/R curves and training curves")(plots_cli)
+app.command("annotate", help="Annotate query logs (JSONL/CSV/Parquet) locally or on Ray")(annotate_cli)
 app.command("table", help="Table-1-style comparison of evaluate outputs")(table_cli)
 app.command("serve", help="HTTP service: /parse, /model/parse (Rasa), /metrics, demo page")(serve_cli)
 

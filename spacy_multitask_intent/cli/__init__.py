@@ -1,1 +1,1 @@
-"""One module per command; `__main__` wires them with typer."""
+"""One module per command, each exposing a typer function `<command>_cli`; `__main__` wires them."""

@@ -11,7 +11,7 @@ $(STAMP): setup.cfg
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first and pinned: an unpinned torch would pull a multi-GB CUDA build
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[test,plots]" build wheel
+	$(BIN)/pip install --quiet -e ".[test,plots,onnx]" build wheel
 	touch $(STAMP)
 
 ## run: the main job - `spacy project run all` on the embedded store-lookup data

@@ -2,6 +2,7 @@
 import typer
 
 from .calibrate import calibrate_cli
+from .cli.export import export_cli
 from .compare import compare_cli
 from .configs import config_cli
 from .data.convert import convert_cli
@@ -17,6 +18,7 @@ app.command("evaluate", help="Score a pipeline on gold tokens and raw text")(eva
 app.command("calibrate", help="Fit intent / gating thresholds on dev and save them in the pipeline")(calibrate_cli)
 app.command("compare", help="Train + evaluate configurations over seeds; mean ± sd table")(compare_cli)
 app.command("plots", help="Intent heat map, P/R curves and training curves")(plots_cli)
+app.command("export", help="Export a pipeline for ONNX Runtime (one graph: encoder + heads), optionally int8")(export_cli)
 app.command("table", help="Table-1-style comparison of evaluate outputs")(table_cli)
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Command-line modules, one per command (wired in __main__.py)."""

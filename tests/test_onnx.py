@@ -104,6 +104,14 @@ def test_spacy_load_exported_annotates_like_torch(exported):
         assert nlp.get_pipe("intent_ner").decide_intents(d1) == oproc.decide_intents(d2)
         n_ents += len(e1)
     assert n_ents > 0  # the trained model finds entities, so spans were compared
+    # the batch function behind serve and annotate takes the exported pipeline as it is
+    from spacy_multitask_intent.records import parse_texts
+
+    for r1, r2 in zip(parse_texts(nlp, TEXTS, batch_size=4), parse_texts(onnx_nlp, TEXTS, batch_size=4)):
+        assert [(e["start"], e["end"], e["label"]) for e in r1["entities"]] == [
+            (e["start"], e["end"], e["label"]) for e in r2["entities"]
+        ]
+        assert r1["intents"] == r2["intents"]
 
 
 def test_exported_gating_applies(exported, tmp_path):

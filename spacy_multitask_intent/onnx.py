@@ -422,7 +422,7 @@ def export_pipeline(model: Union[str, Path], out: Union[str, Path], *, int8: boo
 
     trf = transformer_of(pipe.model.get_ref("encoder"))
     tokenizer = trf.tokenizer
-    enc_cfg = nlp.config["components"][name]["model"].get("encoder", {})
+    enc_cfg = nlp.config.interpolate()["components"][name]["model"].get("encoder", {})
     window, stride = int(enc_cfg.get("window", 128)), int(enc_cfg.get("stride", 96))
 
     config = nlp.config.copy()

@@ -278,8 +278,48 @@ def main(argv=None):
         R["targets"] = targets(R)
     R["seconds"] = time.perf_counter() - t_start
     (out / "onnx_bench.json").write_text(json.dumps(R, indent=2, default=str))
+    (out / "onnx_bench.md").write_text(render_markdown(R))
     print(json.dumps({k: R[k] for k in ("agreement", "agreement_int8", "accuracy", "targets") if k in R}, indent=2, default=str))
     print((out / "onnx_bench.json"))
+
+
+def render_markdown(R) -> str:
+    """The tables of one run (what docs/onnx.md quotes)."""
+    f = lambda x, nd=1: "–" if x is None else f"{x:,.{nd}f}"  # noqa: E731
+    L = [f"Command: `{R['command']}`", ""]
+    if "agreement" in R:
+        for key, title in (("agreement", "ORT fp32"), ("agreement_int8", "ORT int8")):
+            A = R[key]
+            L.append(
+                f"- {title} vs torch fp32 on all {A['docs']} docs: max |logit diff| NER "
+                f"{A['max_abs_logit_diff']['ner']:.2e}, intent {A['max_abs_logit_diff']['intent']:.2e}; "
+                f"identical spans {A['identical_spans']}/{A['docs']}, identical intents "
+                f"{A['identical_intents']}/{A['docs']}"
+            )
+        L += ["", "| system | part | ents_f | intent_acc | frame_acc |", "|---|---|---|---|---|"]
+        for name, parts in R["accuracy"].items():
+            for part, sc in parts.items():
+                pct = lambda v: "–" if v is None else f"{100 * v:.2f}"  # noqa: E731
+                L.append(f"| {name} | {part} | {pct(sc['ents_f'])} | {pct(sc['intent_acc'])} | {pct(sc['frame_acc'])} |")
+        L.append("")
+    if "throughput" in R:
+        L += [
+            "| system | q/s b=1 | q/s b=32 | q/s b=256 | p50 ms | p99 ms | RSS after load MiB | peak RSS MiB | size MB |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name in SYSTEMS:
+            t, lat, rss = R["throughput"][name], R["latency"][name], R["rss"].get(name, {})
+            size = (R["size_on_disk"].get(name) or {}).get("MB")
+            L.append(
+                f"| {name} | {f(t['1']['qps'])} | {f(t['32']['qps'])} | {f(t['256']['qps'])} | "
+                f"{f(lat['p50_ms'], 2)} | {f(lat['p99_ms'], 2)} | "
+                f"{f((rss.get('after_load') or {}).get('VmRSS_MiB'), 0)} | "
+                f"{f((rss.get('after_queries') or {}).get('VmHWM_MiB'), 0)} | {f(size, 1)} |"
+            )
+        L += ["", "| target | value | met |", "|---|---|---|"]
+        for k, v in R.get("targets", {}).items():
+            L.append(f"| {k} {v['target']} | {v['value']:.2f} | {'met' if v['met'] else 'missed'} |")
+    return "\n".join(L) + "\n"
 
 
 def targets(R):
@@ -299,7 +339,7 @@ def targets(R):
         a, b = acc["torch_fp32"]["all"].get(key), acc["ort_int8"]["all"].get(key)
         if a is not None and b is not None:
             d = 100 * (b - a)
-            T[f"ort_int8_{key}_points"] = {"value": d, "target": "|d| <= 0.3", "met": abs(d) <= 0.3}
+            T[f"ort_int8_{key}_points"] = {"value": d, "target": "abs(points) <= 0.3", "met": abs(d) <= 0.3}
     return T
 
 

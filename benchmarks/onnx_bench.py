@@ -74,40 +74,46 @@ def _bucketed(docs, size=32):
     return [order[b : b + size] for b in range(0, len(order), size)]
 
 
-def agreement(torch_nlp, ort_nlp, path):
-    """ORT fp32 vs torch fp32 on every doc of `path`: logits, spans, intents."""
+def agreement(torch_nlp, ort_nlps, path):
+    """Each ORT pipeline vs torch fp32 on every doc of `path`: max |logit
+    difference| (same buckets as predict), identical spans and intents."""
     name = _pipe_name(torch_nlp)
-    tp, op = torch_nlp.get_pipe(name), ort_nlp.get_pipe(name)
-    runtime = op.model.attrs["runtime"]
+    tp = torch_nlp.get_pipe(name)
     texts = [eg.reference.text for eg in read_examples(torch_nlp, path, gold_tokens=True)]
     tdocs = [torch_nlp.make_doc(t) for t in texts]
-    odocs = [ort_nlp.make_doc(t) for t in texts]
     keep = [i for i, d in enumerate(tdocs) if len(d) and not all(t.is_space for t in d)]
-    diff = {"ner": 0.0, "intent": 0.0}
+    diff = {k: {"ner": 0.0, "intent": 0.0} for k in ort_nlps}
+    heads = [tp.model.get_ref("ner_head"), tp.model.get_ref("intent_head")]
     for bucket in _bucketed([tdocs[i] for i in keep]):
         idx = [keep[i] for i in bucket]
         X, lengths, _ = tp._encode([tdocs[i] for i in idx], False)
-        t_ner, t_int = (numpy.asarray(y) for y in predict_heads(X, [tp.model.get_ref("ner_head"), tp.model.get_ref("intent_head")]))
-        (o_ner, o_int), _ = runtime.predict_logits([odocs[i] for i in idx])
-        diff["ner"] = max(diff["ner"], float(numpy.abs(t_ner - o_ner).max()))
-        if tp.uses_intents:
-            diff["intent"] = max(diff["intent"], float(numpy.abs(t_int - o_int).max()))
-    same_spans = same_intents = 0
-    mism = []
-    for t, a, b in zip(texts, torch_nlp.pipe(texts, batch_size=256), ort_nlp.pipe(texts, batch_size=256)):
-        sa = [(e.start, e.end, e.label_) for e in a.ents]
-        sb = [(e.start, e.end, e.label_) for e in b.ents]
-        same_spans += sa == sb
-        same_intents += tp.decide_intents(a) == op.decide_intents(b)
-        if sa != sb and len(mism) < 5:
-            mism.append({"text": t, "torch": sa, "ort": sb})
-    return {
-        "docs": len(texts),
-        "max_abs_logit_diff": diff,
-        "identical_spans": same_spans,
-        "identical_intents": same_intents,
-        "span_mismatches": mism,
-    }
+        t_ner, t_int = (numpy.asarray(y) for y in predict_heads(X, heads))
+        for k, onlp in ort_nlps.items():
+            runtime = onlp.get_pipe(name).model.attrs["runtime"]
+            (o_ner, o_int), _ = runtime.predict_logits([onlp.make_doc(texts[i]) for i in idx])
+            diff[k]["ner"] = max(diff[k]["ner"], float(numpy.abs(t_ner - o_ner).max()))
+            if tp.uses_intents:
+                diff[k]["intent"] = max(diff[k]["intent"], float(numpy.abs(t_int - o_int).max()))
+    ref = [([(e.start, e.end, e.label_) for e in d.ents], tp.decide_intents(d)) for d in torch_nlp.pipe(texts, batch_size=256)]
+    out = {}
+    for k, onlp in ort_nlps.items():
+        op = onlp.get_pipe(name)
+        same_spans = same_intents = 0
+        mism = []
+        for t, (sa, ia), b in zip(texts, ref, onlp.pipe(texts, batch_size=256)):
+            sb = [(e.start, e.end, e.label_) for e in b.ents]
+            same_spans += sa == sb
+            same_intents += ia == op.decide_intents(b)
+            if sa != sb and len(mism) < 5:
+                mism.append({"text": t, "torch": sa, "ort": sb})
+        out[k] = {
+            "docs": len(texts),
+            "max_abs_logit_diff": diff[k],
+            "identical_spans": same_spans,
+            "identical_intents": same_intents,
+            "span_mismatches": mism,
+        }
+    return out
 
 
 def accuracy(nlp, path, split=None):
@@ -192,7 +198,11 @@ def parse_args(argv=None):
     p.add_argument("--model", required=True, help="trained intent_ner pipeline (torch)")
     p.add_argument("--data", required=True, help="gold .spacy test set: agreement, accuracy; its 5-15-word texts are the queries")
     p.add_argument("--out", required=True, help="output folder (onnx_bench.json)")
+    p.add_argument("--ort-fp32", default=None, help="an existing fp32 export of --model (default: export now)")
+    p.add_argument("--ort-int8", default=None, help="an existing int8 export of --model (default: export now)")
     p.add_argument("--split", type=int, default=None, help="also score docs [:N] and [N:] of --data separately")
+    p.add_argument("--accuracy-systems", default="torch_fp32,torch_int8,ort_fp32,ort_int8",
+                   help="comma-separated systems scored on --data")
     p.add_argument("--accuracy-only", action="store_true", help="agreement + accuracy, no speed")
     p.add_argument("--speed-only", action="store_true", help="no agreement / accuracy (e.g. an untrained pipeline)")
     p.add_argument("--n-queries", type=int, default=2048, help="queries per batch-32/256 throughput run")
@@ -227,6 +237,9 @@ def main(argv=None):
         pass
     paths = {"torch_fp32": Path(args.model), "ort_fp32": tmp / "ort_fp32", "ort_int8": tmp / "ort_int8"}
     for name, int8 in (("ort_fp32", False), ("ort_int8", True)):
+        if getattr(args, name):
+            paths[name] = Path(getattr(args, name))
+            continue
         log(f"export {name}")
         t0 = time.perf_counter()
         export_pipeline(args.model, paths[name], int8=int8)
@@ -242,10 +255,10 @@ def main(argv=None):
         systems[name] = load_system(name, paths)
     if not args.speed_only:
         log("agreement ORT fp32 vs torch fp32 on", args.data)
-        R["agreement"] = agreement(systems["torch_fp32"], systems["ort_fp32"], args.data)
-        R["agreement_int8"] = agreement(systems["torch_fp32"], systems["ort_int8"], args.data)
+        both = agreement(systems["torch_fp32"], {k: systems[k] for k in ("ort_fp32", "ort_int8")}, args.data)
+        R["agreement"], R["agreement_int8"] = both["ort_fp32"], both["ort_int8"]
         R["accuracy"] = {}
-        for name in ("torch_fp32", "torch_int8", "ort_fp32", "ort_int8"):
+        for name in args.accuracy_systems.split(","):
             log(f"accuracy {name}")
             R["accuracy"][name] = accuracy(systems[name], args.data, args.split)
     R["size_on_disk"] = {name: size_on_disk(name, paths, systems) for name in SYSTEMS}

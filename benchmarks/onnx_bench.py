@@ -74,59 +74,99 @@ def _bucketed(docs, size=32):
     return [order[b : b + size] for b in range(0, len(order), size)]
 
 
-def agreement(torch_nlp, ort_nlps, path):
-    """Each ORT pipeline vs torch fp32 on every doc of `path`: max |logit
-    difference| (same buckets as predict), identical spans and intents."""
-    name = _pipe_name(torch_nlp)
-    tp = torch_nlp.get_pipe(name)
-    texts = [eg.reference.text for eg in read_examples(torch_nlp, path, gold_tokens=True)]
-    tdocs = [torch_nlp.make_doc(t) for t in texts]
-    keep = [i for i, d in enumerate(tdocs) if len(d) and not all(t.is_space for t in d)]
-    diff = {k: {"ner": 0.0, "intent": 0.0} for k in ort_nlps}
-    heads = [tp.model.get_ref("ner_head"), tp.model.get_ref("intent_head")]
-    for bucket in _bucketed([tdocs[i] for i in keep]):
-        idx = [keep[i] for i in bucket]
-        X, lengths, _ = tp._encode([tdocs[i] for i in idx], False)
-        t_ner, t_int = (numpy.asarray(y) for y in predict_heads(X, heads))
-        for k, onlp in ort_nlps.items():
-            runtime = onlp.get_pipe(name).model.attrs["runtime"]
-            (o_ner, o_int), _ = runtime.predict_logits([onlp.make_doc(texts[i]) for i in idx])
-            diff[k]["ner"] = max(diff[k]["ner"], float(numpy.abs(t_ner - o_ner).max()))
-            if tp.uses_intents:
-                diff[k]["intent"] = max(diff[k]["intent"], float(numpy.abs(t_int - o_int).max()))
-    ref = [([(e.start, e.end, e.label_) for e in d.ents], tp.decide_intents(d)) for d in torch_nlp.pipe(texts, batch_size=256)]
-    out = {}
-    for k, onlp in ort_nlps.items():
-        op = onlp.get_pipe(name)
+def predict_capture(nlp, examples):
+    """One predict pass of the pipeline's intent_ner over the examples'
+    gold-token docs: (logits per bucket, annotated docs, scores)."""
+    import spacy_multitask_intent.component as component
+    from spacy.training import Example
+
+    name = _pipe_name(nlp)
+    proc = nlp.get_pipe(name)
+    captured = []
+    runtime = proc.model.attrs.get("runtime")
+    if runtime is not None:
+        orig = runtime.predict_logits
+
+        def hook(docs):
+            out = orig(docs)
+            captured.append([numpy.asarray(o) for o in out[0]])
+            return out
+
+        runtime.predict_logits = hook
+    else:
+        orig = component.predict_heads
+
+        def hook(X, heads):
+            out = orig(X, heads)
+            captured.append([numpy.asarray(o) for o in out])
+            return out
+
+        component.predict_heads = hook
+    try:
+        docs = [eg.predicted.copy() for eg in examples]
+        for b in range(0, len(docs), 256):  # as nlp.pipe(batch_size=256)
+            batch = docs[b : b + 256]
+            proc.set_annotations(batch, proc.predict(batch))
+    finally:
+        if runtime is not None:
+            runtime.predict_logits = orig
+        else:
+            component.predict_heads = orig
+    egs = [Example(d, eg.reference) for d, eg in zip(docs, examples)]
+    return captured, docs, egs
+
+
+def same_answers(systems, path, split=None, names=("torch_fp32", "ort_fp32", "ort_int8")):
+    """Each system once over every doc of `path` (gold tokens): ORT vs torch
+    fp32 max |logit difference| (the same length-sorted buckets), identical
+    spans and intents, and entity F1 / intent accuracy (on [:split] and
+    [split:] too)."""
+    ref_nlp = systems["torch_fp32"]
+    examples = read_examples(ref_nlp, path, gold_tokens=True)
+    keys = ("ents_f", "ents_p", "ents_r", "intent_acc", "frame_acc")
+    runs, acc = {}, {}
+    for name in names:
+        log(f"same answers: {name} over {len(examples)} docs")
+        nlp = systems[name]
+        proc = nlp.get_pipe(_pipe_name(nlp))
+        logits, docs, egs = predict_capture(nlp, examples)
+        runs[name] = (logits, docs)
+        parts = {"all": egs}
+        if split:
+            parts.update({f"[:{split}]": egs[:split], f"[{split}:]": egs[split:]})
+        acc[name] = {}
+        for part, sub in parts.items():
+            scores = proc.score(sub)
+            acc[name][part] = {k: scores.get(k) for k in keys}
+    tproc = ref_nlp.get_pipe(_pipe_name(ref_nlp))
+    t_logits, t_docs = runs["torch_fp32"]
+    agree = {}
+    for name in names[1:]:
+        o_logits, o_docs = runs[name]
+        assert len(o_logits) == len(t_logits)
+        diff = {"ner": 0.0, "intent": 0.0}
+        for t, o in zip(t_logits, o_logits):
+            diff["ner"] = max(diff["ner"], float(numpy.abs(t[0] - o[0]).max()))
+            if tproc.uses_intents:
+                diff["intent"] = max(diff["intent"], float(numpy.abs(t[1] - o[1]).max()))
+        oproc = systems[name].get_pipe(_pipe_name(systems[name]))
         same_spans = same_intents = 0
         mism = []
-        for t, (sa, ia), b in zip(texts, ref, onlp.pipe(texts, batch_size=256)):
+        for a, b in zip(t_docs, o_docs):
+            sa = [(e.start, e.end, e.label_) for e in a.ents]
             sb = [(e.start, e.end, e.label_) for e in b.ents]
             same_spans += sa == sb
-            same_intents += ia == op.decide_intents(b)
+            same_intents += tproc.decide_intents(a) == oproc.decide_intents(b)
             if sa != sb and len(mism) < 5:
-                mism.append({"text": t, "torch": sa, "ort": sb})
-        out[k] = {
-            "docs": len(texts),
-            "max_abs_logit_diff": diff[k],
+                mism.append({"text": a.text, "torch": sa, "ort": sb})
+        agree[name] = {
+            "docs": len(t_docs),
+            "max_abs_logit_diff": diff,
             "identical_spans": same_spans,
             "identical_intents": same_intents,
             "span_mismatches": mism,
         }
-    return out
-
-
-def accuracy(nlp, path, split=None):
-    examples = read_examples(nlp, path, gold_tokens=True)
-    keys = ("ents_f", "ents_p", "ents_r", "intent_acc", "frame_acc")
-    parts = {"all": examples}
-    if split:
-        parts.update({f"[:{split}]": examples[:split], f"[{split}:]": examples[split:]})
-    out = {}
-    for part, egs in parts.items():
-        scores = nlp.evaluate(egs, batch_size=256)
-        out[part] = {k: scores.get(k) for k in keys}
-    return out
+    return agree, acc
 
 
 # ----------------------------------------------------------------- speed
@@ -201,8 +241,8 @@ def parse_args(argv=None):
     p.add_argument("--ort-fp32", default=None, help="an existing fp32 export of --model (default: export now)")
     p.add_argument("--ort-int8", default=None, help="an existing int8 export of --model (default: export now)")
     p.add_argument("--split", type=int, default=None, help="also score docs [:N] and [N:] of --data separately")
-    p.add_argument("--accuracy-systems", default="torch_fp32,torch_int8,ort_fp32,ort_int8",
-                   help="comma-separated systems scored on --data")
+    p.add_argument("--accuracy-systems", default="torch_fp32,ort_fp32,ort_int8",
+                   help="comma-separated systems run over --data, torch_fp32 first (torch_int8 may be added)")
     p.add_argument("--accuracy-only", action="store_true", help="agreement + accuracy, no speed")
     p.add_argument("--speed-only", action="store_true", help="no agreement / accuracy (e.g. an untrained pipeline)")
     p.add_argument("--n-queries", type=int, default=2048, help="queries per batch-32/256 throughput run")
@@ -252,15 +292,12 @@ def main(argv=None):
     # ---- same answers
     systems = {"torch_fp32": torch_nlp}
     for name in ("torch_int8", "ort_fp32", "ort_int8"):
-        systems[name] = load_system(name, paths)
+        if args.accuracy_only and name not in args.accuracy_systems.split(","):
+            continue
+        systems[name] = load_system(name, paths)  # torch_int8: quantized from a fresh load
     if not args.speed_only:
-        log("agreement ORT fp32 vs torch fp32 on", args.data)
-        both = agreement(systems["torch_fp32"], {k: systems[k] for k in ("ort_fp32", "ort_int8")}, args.data)
-        R["agreement"], R["agreement_int8"] = both["ort_fp32"], both["ort_int8"]
-        R["accuracy"] = {}
-        for name in args.accuracy_systems.split(","):
-            log(f"accuracy {name}")
-            R["accuracy"][name] = accuracy(systems[name], args.data, args.split)
+        agree, R["accuracy"] = same_answers(systems, args.data, args.split, tuple(args.accuracy_systems.split(",")))
+        R["agreement"], R["agreement_int8"] = agree.get("ort_fp32"), agree.get("ort_int8")
     R["size_on_disk"] = {name: size_on_disk(name, paths, systems) for name in SYSTEMS}
 
     if not args.accuracy_only:
@@ -303,6 +340,8 @@ def render_markdown(R) -> str:
     if "agreement" in R:
         for key, title in (("agreement", "ORT fp32"), ("agreement_int8", "ORT int8")):
             A = R[key]
+            if not A:
+                continue
             L.append(
                 f"- {title} vs torch fp32 on all {A['docs']} docs: max |logit diff| NER "
                 f"{A['max_abs_logit_diff']['ner']:.2e}, intent {A['max_abs_logit_diff']['intent']:.2e}; "

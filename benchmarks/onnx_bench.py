@@ -248,7 +248,7 @@ def parse_args(argv=None):
     p.add_argument("--n-queries", type=int, default=2048, help="queries per batch-32/256 throughput run")
     p.add_argument("--n-queries-b1", type=int, default=300, help="queries for the batch-1 run")
     p.add_argument("--latency-calls", type=int, default=500, help="single-query calls per system")
-    p.add_argument("--rss-queries", type=int, default=2048, help="queries streamed in each RSS child process")
+    p.add_argument("--rss-queries", type=int, default=2048, help="queries streamed in each RSS child process (0: no RSS children)")
     p.add_argument("--rounds", type=int, default=2, help="round-robin rounds of the throughput runs (best kept)")
     p.add_argument("--quick", action="store_true", help="small sample sizes: a smoke test")
     a = p.parse_args(argv)
@@ -322,7 +322,7 @@ def main(argv=None):
         del systems
         gc.collect()
         R["rss"] = {}
-        for name in SYSTEMS:
+        for name in SYSTEMS if args.rss_queries > 0 else ():
             log(f"RSS child {name}")
             R["rss"][name] = rss_child(name, paths, args.data, args.rss_queries)
         R["targets"] = targets(R)

@@ -11,7 +11,7 @@ $(STAMP): setup.cfg
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first and pinned: an unpinned torch would pull a multi-GB CUDA build
 	$(BIN)/pip install --quiet torch==2.13.0
-	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/pip install --quiet -e ".[test,plots,serve,annotate]" build wheel
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/pip install --quiet -e ".[test,plots,serve,annotate,onnx]" build wheel
 	# the demo-page test drives Debian's chromium through playwright (which downloads no browser)
 	test -x /usr/bin/chromium || { if [ "$$(id -u)" = 0 ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
 		else echo "chromium is missing: as root run apt-get update && apt-get install -y chromium"; fi; }

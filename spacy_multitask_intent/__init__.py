@@ -5,6 +5,7 @@ from .scoring import make_intent_ner_scorer, score_intent_ner  # registers the s
 from .component import IntentNER, make_intent_ner  # registers the factory
 from .corpus import create_corpus  # registers the reader
 from .logger import loss_logger  # registers the logger
+from .onnx import build_onnx_intent_ner  # registers OnnxIntentNER.v1 (onnxruntime imported lazily)
 
 __version__ = "0.1.0"
 

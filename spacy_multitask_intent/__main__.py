@@ -4,6 +4,7 @@ import typer
 from .calibrate import calibrate_cli
 from .cli.annotate import annotate_cli
 from .cli.serve import serve_cli
+from .cli.export import export_cli
 from .compare import compare_cli
 from .configs import config_cli
 from .data.convert import convert_cli
@@ -20,6 +21,7 @@ app.command("calibrate", help="Fit intent / gating thresholds on dev and save th
 app.command("compare", help="Train + evaluate configurations over seeds; mean ± sd table")(compare_cli)
 app.command("plots", help="Intent heat map, P/R curves and training curves")(plots_cli)
 app.command("annotate", help="Annotate query logs (JSONL/CSV/Parquet) locally or on Ray")(annotate_cli)
+app.command("export", help="Export a pipeline for ONNX Runtime (one graph: encoder + heads), optionally int8")(export_cli)
 app.command("table", help="Table-1-style comparison of evaluate outputs")(table_cli)
 app.command("serve", help="HTTP service: /parse, /model/parse (Rasa), /metrics, demo page")(serve_cli)
 

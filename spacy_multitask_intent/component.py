@@ -347,7 +347,9 @@ class IntentNER(TrainablePipe):
 
     def predict(self, docs: Iterable[Doc]):
         """(tag probabilities, intent probabilities or None) per doc."""
-        _guard_forked_torch(self.model.ops.device_type == "gpu")
+        runtime = self._runtime()
+        if runtime is None:
+            _guard_forked_torch(self.model.ops.device_type == "gpu")
         docs = list(docs)
         ner_out: List[numpy.ndarray] = [numpy.zeros((len(d), len(self.tags)), "f") for d in docs]
         intent_out: List[Optional[numpy.ndarray]] = [None] * len(docs)
@@ -371,9 +373,12 @@ class IntentNER(TrainablePipe):
             # cores inside each one): a training step in another thread
             # switches the shared torch modules to train(), i.e. dropout on.
             with _PREDICT_LOCK:
-                enable_fast_predict(self.model)  # eval + inference_mode; see inference.py
-                X, lengths, _ = self._encode([docs[i] for i in bucket], False)
-                outputs = [ops.to_numpy(y) for y in predict_heads(X, heads)]
+                if runtime is not None:  # encoder + heads in one ONNX graph (onnx.py)
+                    outputs, lengths = runtime.predict_logits([docs[i] for i in bucket])
+                else:
+                    enable_fast_predict(self.model)  # eval + inference_mode; see inference.py
+                    X, lengths, _ = self._encode([docs[i] for i in bucket], False)
+                    outputs = [ops.to_numpy(y) for y in predict_heads(X, heads)]
             splits = numpy.cumsum(lengths)[:-1]
             for i, part in zip(bucket, numpy.split(_softmax(outputs[0]), splits)):
                 ner_out[i] = part
@@ -670,7 +675,21 @@ class IntentNER(TrainablePipe):
             "model": load_model,
         }
         util.from_disk(path, deserialize, exclude)
+        if self._runtime() is not None and "model" not in exclude:
+            self._runtime().from_disk(path, self.tags, self.intent_labels)
         return self
+
+    # ------------------------------------------ external runtime (onnx.py)
+    # An exported pipeline's model (OnnxIntentNER.v1) carries attrs["runtime"]:
+    # it runs the encoder and both heads (predict_logits) and keeps its files
+    # (model.onnx, tokenizer/) in the component's directory.  None for torch.
+    def _runtime(self):
+        return self.model.attrs.get("runtime")
+
+    def to_disk(self, path, *, exclude=tuple()):
+        super().to_disk(path, exclude=exclude)
+        if self._runtime() is not None and "model" not in exclude:
+            self._runtime().to_disk(path)
 
     def _load_model_bytes(self, data: bytes, where) -> None:
         """Load the model, with errors that say what is wrong with the file.

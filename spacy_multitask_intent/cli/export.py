@@ -1,0 +1,22 @@
+"""`python -m spacy_multitask_intent export MODEL OUT [--int8]`."""
+from pathlib import Path
+
+import typer
+
+
+def export_cli(
+    model: Path = typer.Argument(..., help="Trained pipeline directory (with an intent_ner component)"),
+    out: Path = typer.Argument(..., help="Output pipeline directory (must not exist or be empty)"),
+    int8: bool = typer.Option(False, "--int8", help="Dynamic int8 quantization of the ONNX graph"),
+    opset: int = typer.Option(17, "--opset", help="ONNX opset version"),
+):
+    """Write MODEL to OUT with intent_ner's encoder and both heads as one ONNX
+    graph run by ONNX Runtime; load it with spacy.load(OUT)."""
+    from ..onnx import export_pipeline
+
+    if not model.is_dir():
+        typer.echo(f"export: model directory {model} does not exist", err=True)
+        raise typer.Exit(1)
+    onnx_path = export_pipeline(model, out, int8=int8, opset=opset)
+    size = onnx_path.stat().st_size / 2**20
+    typer.echo(f"Saved {out} (intent_ner runs {onnx_path}, {size:.1f} MiB{', int8' if int8 else ''})")

@@ -1,0 +1,463 @@
+"""ONNX Runtime export of an `intent_ner` pipeline, and the runtime that runs it.
+
+``export_pipeline(MODEL, OUT)`` writes a pipeline whose ``intent_ner`` model is
+the architecture ``spacy_multitask_intent.OnnxIntentNER.v1``.  Its component
+directory holds
+
+* ``model.onnx``: ONE graph, the HF encoder + the sub-word -> word mean pooling
+  + the NER head + the intent head, with dynamic batch, length and word axes
+  (optionally int8-quantized with ``onnxruntime.quantization.quantize_dynamic``);
+* ``tokenizer/``: the encoder's HF tokenizer (``save_pretrained``).
+
+The Python side of a prediction is the torch path's own: the strided span
+getter (``window``/``stride`` from the original encoder config), spacy-
+transformers' ``huggingface_tokenize``, its alignment (offset mapping, or
+wordpiece strings for slow tokenizers) and its ``truncate_oversize_splits``.
+The graph then averages, for every word, all the sub-word vectors aligned to
+it (in every window that holds it), exactly as the encoder's ``reduce_mean``
+pooling does, and applies both heads.  So long docs are handled by the same
+windows as in torch, nothing is truncated that torch does not truncate.
+
+The label sets are stored in the ``.onnx`` file's metadata; loading refuses a
+file whose labels differ from the pipeline's ``cfg``.
+
+onnxruntime and onnx are imported only inside the functions that need them:
+``import spacy_multitask_intent`` does not import them.
+"""
+import json
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple, Union
+
+import numpy
+import srsly
+from spacy.tokens import Doc
+from spacy.util import registry
+from thinc.api import Model
+from thinc.model import deserialize_attr, serialize_attr
+
+ARCHITECTURE = "spacy_multitask_intent.OnnxIntentNER.v1"
+ONNX_FILE = "model.onnx"
+TOKENIZER_DIR = "tokenizer"
+FORMAT = "intent_ner-onnx-1"
+META_PREFIX = "intent_ner."
+INPUTS = ("input_ids", "attention_mask", "token_type_ids", "wp_index", "word_index", "word_count")
+OUTPUTS = ("ner_logits", "intent_logits")
+
+
+# --------------------------------------------------------------- runtime
+class OnnxRuntime:
+    """The ONNX session, tokenizer and span getter of an exported ``intent_ner``.
+
+    Lives in the model's ``attrs["runtime"]``.  The component loads it from
+    its directory (``from_disk``), writes it back (``to_disk``) and calls
+    ``predict_logits`` instead of its torch encoder and heads.
+    """
+
+    def __init__(self, window: int = 128, stride: int = 96):
+        if not 0 < stride <= window:
+            raise ValueError(f"OnnxIntentNER needs 0 < stride <= window, got stride={stride}, window={window}")
+        self.window, self.stride = int(window), int(stride)
+        self.session = None
+        self.tokenizer = None
+        self.meta: dict = {}
+        self.source: Optional[Path] = None  # the component directory it was loaded from
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        from spacy_transformers.span_getters import configure_strided_spans
+
+        self.get_spans = configure_strided_spans(self.window, self.stride)
+
+    # ------------------------------------------------------------ loading
+    def from_disk(self, path: Union[str, Path], tags: Sequence[str], intents: Sequence[str]) -> None:
+        """Load ``model.onnx`` and ``tokenizer/`` from the component directory
+        ``path``; refuse a file whose label sets differ from ``tags``/``intents``
+        (the pipeline's cfg)."""
+        path = Path(path)
+        onnx_path = path / ONNX_FILE
+        if not onnx_path.is_file():
+            raise FileNotFoundError(
+                f"intent_ner: ONNX model file {onnx_path} is missing; the exported pipeline "
+                "directory is incomplete. Re-export it with `python -m spacy_multitask_intent export`."
+            )
+        tok_path = path / TOKENIZER_DIR
+        if not tok_path.is_dir():
+            raise FileNotFoundError(
+                f"intent_ner: tokenizer directory {tok_path} is missing; the exported pipeline "
+                "directory is incomplete. Re-export it with `python -m spacy_multitask_intent export`."
+            )
+        session = _new_session(onnx_path)
+        meta = _read_meta(session, onnx_path)
+        want = {"tags": list(tags), "intents": list(intents) or [""]}
+        have = {"tags": meta.get("tags"), "intents": meta.get("intents") or [""]}
+        for key in ("tags", "intents"):
+            if have[key] != want[key]:
+                raise ValueError(
+                    f"intent_ner: ONNX model file {onnx_path} was exported with {key} {have[key]}, "
+                    f"but the pipeline's config ({path / 'cfg'}) has {want[key]}. The file belongs "
+                    "to another model; re-export this pipeline with `python -m spacy_multitask_intent export`."
+                )
+        from transformers import AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(tok_path), use_fast=bool(meta.get("fast", True)))
+        except Exception as err:  # noqa: BLE001 - re-raised with the path
+            raise ValueError(f"intent_ner: cannot load the tokenizer in {tok_path}: {err}") from err
+        self.session, self.tokenizer, self.meta, self.source = session, tokenizer, meta, path
+        self._pid = os.getpid()
+
+    def to_disk(self, path: Union[str, Path]) -> None:
+        """Write ``model.onnx`` and ``tokenizer/`` into the component directory."""
+        if self.source is None:
+            raise ValueError(
+                "intent_ner: this ONNX pipeline has no model file to save: load it with "
+                "spacy.load(DIR) from an exported directory first."
+            )
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        if path.resolve() == self.source.resolve():
+            return
+        shutil.copyfile(self.source / ONNX_FILE, path / ONNX_FILE)
+        if (path / TOKENIZER_DIR).exists():
+            shutil.rmtree(path / TOKENIZER_DIR)
+        shutil.copytree(self.source / TOKENIZER_DIR, path / TOKENIZER_DIR)
+        self.source = path
+
+    # ---------------------------------------------------------- prediction
+    def _session(self):
+        if self.session is None:
+            raise ValueError(
+                "intent_ner: the ONNX model is not loaded. An exported pipeline is loaded from "
+                "its directory with spacy.load(DIR); nlp.from_bytes() does not carry the .onnx file."
+            )
+        pid = os.getpid()
+        if pid != self._pid:
+            # A forked child (nlp.pipe(n_process=...)) must not share the
+            # parent's thread pool: one fresh single-threaded session per worker.
+            with self._lock:
+                if pid != self._pid:
+                    self.session = _new_session(self.source / ONNX_FILE, threads=1)
+                    self._pid = pid
+        return self.session
+
+    def inputs(self, docs: List[Doc]) -> dict:
+        """The graph's inputs for non-empty docs: the encoder's own span
+        getter, tokenizer call, alignment and truncation (spacy-transformers),
+        then the alignment as (sub-word index, word index, count) triples."""
+        from spacy_transformers.align import get_alignment, get_alignment_via_offset_mapping
+        from spacy_transformers.data_classes import WordpieceBatch
+        from spacy_transformers.layers.transformer_model import huggingface_tokenize
+        from spacy_transformers.truncate import truncate_oversize_splits
+
+        tokenizer = self.tokenizer
+        flat_spans = [span for doc_spans in self.get_spans(docs) for span in doc_spans]
+        batch_encoding = huggingface_tokenize(tokenizer, [span.text for span in flat_spans])
+        wordpieces = WordpieceBatch.from_batch_encoding(batch_encoding)
+        if "offset_mapping" in batch_encoding:
+            align = get_alignment_via_offset_mapping(flat_spans, batch_encoding["offset_mapping"])
+        else:
+            align = get_alignment(flat_spans, wordpieces.strings, tokenizer.all_special_tokens)
+        wordpieces, align = truncate_oversize_splits(wordpieces, align, tokenizer.model_max_length)
+        n_words = sum(len(d) for d in docs)
+        lengths = numpy.asarray(align.lengths, dtype="int64")
+        if len(lengths) != n_words:
+            raise ValueError(
+                f"intent_ner: the encoder's alignment covers {len(lengths)} words but the batch has "
+                f"{n_words}; cannot map sub-words to words."
+            )
+        feeds = {
+            "input_ids": numpy.asarray(wordpieces.input_ids, dtype="int64"),
+            "attention_mask": numpy.asarray(wordpieces.attention_mask, dtype="int64"),
+            "wp_index": numpy.asarray(align.dataXd, dtype="int64").reshape(-1),
+            "word_index": numpy.repeat(numpy.arange(n_words, dtype="int64"), lengths),
+            "word_count": lengths.astype("float32"),
+        }
+        if self.meta.get("token_types", True):
+            tt = wordpieces.token_type_ids
+            feeds["token_type_ids"] = (
+                numpy.zeros_like(feeds["input_ids"]) if tt is None else numpy.asarray(tt, dtype="int64")
+            )
+        return feeds
+
+    def predict_logits(self, docs: List[Doc]) -> Tuple[List[numpy.ndarray], List[int]]:
+        """([NER logits, intent logits] for the docs' words stacked, word counts
+        per doc), the same as the torch encoder + ``predict_heads``."""
+        session = self._session()
+        feeds = self.inputs(docs)
+        ner, intent = session.run(list(OUTPUTS), feeds)
+        return [ner, intent], [len(d) for d in docs]
+
+
+def _new_session(onnx_path: Path, threads: int = 0):
+    try:
+        import onnxruntime as ort
+    except ImportError as err:
+        raise ImportError(
+            f"intent_ner: the pipeline runs {onnx_path} in ONNX Runtime, which is not installed: "
+            "pip install 'spacy-multitask-intent[onnx]' (onnxruntime, onnx)."
+        ) from err
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # noqa: BLE001 - ORT raises its own exception classes
+        raise ValueError(
+            f"intent_ner: cannot load ONNX model file {onnx_path}: {str(err).strip()[:300]}. "
+            "The file is truncated or damaged; re-export the pipeline with "
+            "`python -m spacy_multitask_intent export`."
+        ) from err
+
+
+def _read_meta(session, onnx_path: Path) -> dict:
+    props = session.get_modelmeta().custom_metadata_map
+    try:
+        meta = {k[len(META_PREFIX):]: json.loads(v) for k, v in props.items() if k.startswith(META_PREFIX)}
+    except ValueError:
+        meta = {}
+    if meta.get("format") != FORMAT:
+        raise ValueError(
+            f"intent_ner: ONNX model file {onnx_path} is not an intent_ner export (its metadata lacks "
+            f"{META_PREFIX}format = {FORMAT}); re-export the pipeline with `python -m spacy_multitask_intent export`."
+        )
+    names = {i.name for i in session.get_inputs()}
+    missing = [n for n in INPUTS if n not in names and n != "token_type_ids"]
+    if missing:
+        raise ValueError(f"intent_ner: ONNX model file {onnx_path} lacks the inputs {missing}; re-export it.")
+    meta["token_types"] = "token_type_ids" in names
+    return meta
+
+
+# ------------------------------------------------------------ architecture
+@registry.architectures(ARCHITECTURE)
+def build_onnx_intent_ner(window: int = 128, stride: int = 96) -> Model:
+    """The exported ``intent_ner`` model: encoder and both heads in one ONNX
+    graph run by ONNX Runtime (inference only).  The ``.onnx`` file and the
+    tokenizer are loaded from the component's directory by ``spacy.load``.
+    ``window``/``stride``: the original encoder's strided windows."""
+    ner_head = Model("onnx_ner_head", _no_forward, dims={"nO": None})
+    intent_head = Model("onnx_intent_head", _no_forward, dims={"nO": None})
+    return Model(
+        "intent_ner_onnx",
+        _forward,
+        layers=[ner_head, intent_head],
+        refs={"ner_head": ner_head, "intent_head": intent_head},
+        attrs={"runtime": OnnxRuntime(window, stride)},
+    )
+
+
+def _no_forward(model, X, is_train):
+    raise NotImplementedError(f"{model.name}: the heads of an ONNX export run inside the ONNX graph")
+
+
+def _forward(model: Model, docs: List[Doc], is_train: bool):
+    if is_train:
+        raise ValueError("intent_ner: an ONNX-exported pipeline is for inference only; train the torch pipeline")
+    keep = [d for d in docs if len(d)]
+    (ner, intent), lengths = model.attrs["runtime"].predict_logits(keep) if keep else ([None, None], [])
+    out_ner, out_intent, start = [], [], 0
+    it = iter(lengths)
+    for d in docs:
+        n = next(it) if len(d) else 0
+        out_ner.append(ner[start : start + n] if n else numpy.zeros((0, model.get_ref("ner_head").get_dim("nO")), "f"))
+        out_intent.append(
+            intent[start : start + n] if n else numpy.zeros((0, model.get_ref("intent_head").get_dim("nO")), "f")
+        )
+        start += n
+    return (out_ner, out_intent), lambda d: []
+
+
+@serialize_attr.register(OnnxRuntime)
+def _serialize_runtime(_, value: OnnxRuntime, name: str, model: Model) -> bytes:
+    # The .onnx file and tokenizer live beside the model file (to_disk).
+    return srsly.msgpack_dumps({"window": value.window, "stride": value.stride})
+
+
+@deserialize_attr.register(OnnxRuntime)
+def _deserialize_runtime(_, value: bytes, name: str, model: Model) -> OnnxRuntime:
+    cfg = srsly.msgpack_loads(value)
+    return OnnxRuntime(cfg["window"], cfg["stride"])
+
+
+# ----------------------------------------------------------------- export
+def _find_pipe(nlp):
+    from .component import IntentNER
+
+    for name, proc in nlp.pipeline:
+        if isinstance(proc, IntentNER):
+            return name, proc
+    raise ValueError("export: the pipeline has no intent_ner component")
+
+
+def _export_module(pipe):
+    """The torch module exported to ONNX: HF encoder -> mean pooling of the
+    sub-words aligned to each word -> both linear heads."""
+    import torch
+
+    from .layers import head_module
+    from .model import transformer_of
+
+    trf = transformer_of(pipe.model.get_ref("encoder"))
+    hf = trf.layers[0].shims[0]._hfmodel.transformer
+    ner = head_module(pipe.model.get_ref("ner_head")).linear
+    intent = head_module(pipe.model.get_ref("intent_head")).linear
+
+    class IntentNEROnnx(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder, self.ner, self.intent = hf, ner, intent
+
+        def forward(self, input_ids, attention_mask, token_type_ids, wp_index, word_index, word_count):
+            kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+            if token_type_ids is not None:
+                kwargs["token_type_ids"] = token_type_ids
+            hidden = self.encoder(**kwargs).last_hidden_state
+            flat = hidden.reshape(-1, hidden.shape[-1])
+            pieces = flat.index_select(0, wp_index)
+            # scatter_add exports as ScatterElements(reduction="add") (opset >= 16),
+            # which sums repeated indices (a word of several sub-words)
+            index = word_index.unsqueeze(1).expand(-1, flat.shape[1])
+            sums = torch.zeros((word_count.shape[0], flat.shape[1]), dtype=flat.dtype).scatter_add(0, index, pieces)
+            vectors = sums / word_count.clamp(min=1.0).unsqueeze(1)
+            return self.ner(vectors), self.intent(vectors)
+
+    return IntentNEROnnx().eval(), trf
+
+
+def export_onnx(pipe, onnx_path: Path, *, tokenizer, opset: int = 17) -> None:
+    """Export the component's encoder + heads to ``onnx_path`` (fp32)."""
+    if opset < 16:
+        raise ValueError(f"export: opset {opset} is too old; the word pooling needs ScatterElements(add), opset >= 16")
+    import warnings
+
+    import onnx
+    import torch
+
+    module, trf = _export_module(pipe)
+    hf = module.encoder
+    sample = [Doc(pipe.vocab, words=["hello", "world", "again"]), Doc(pipe.vocab, words=["a", "b"])]
+    probe = OnnxRuntime(128, 96)
+    probe.tokenizer = tokenizer
+    token_types = "token_type_ids" in tokenizer.model_input_names
+    probe.meta = {"token_types": token_types}
+    feeds = probe.inputs(sample)
+    args = tuple(torch.from_numpy(feeds[n]) if n in feeds else None for n in INPUTS)
+    names = [n for n in INPUTS if n in feeds]
+    dynamic = {
+        "input_ids": {0: "batch", 1: "length"},
+        "attention_mask": {0: "batch", 1: "length"},
+        "token_type_ids": {0: "batch", 1: "length"},
+        "wp_index": {0: "pairs"},
+        "word_index": {0: "pairs"},
+        "word_count": {0: "words"},
+        "ner_logits": {0: "words"},
+        "intent_logits": {0: "words"},
+    }
+    attn = getattr(hf.config, "_attn_implementation", None)
+    try:
+        if attn is not None:
+            hf.config._attn_implementation = "eager"  # the plain graph exports on every opset
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module,
+                args,
+                str(onnx_path),
+                input_names=names,
+                output_names=list(OUTPUTS),
+                dynamic_axes={k: v for k, v in dynamic.items() if k in names or k in OUTPUTS},
+                opset_version=opset,
+                do_constant_folding=True,
+                dynamo=False,
+            )
+    finally:
+        if attn is not None:
+            hf.config._attn_implementation = attn
+    model = onnx.load(str(onnx_path))
+    onnx.checker.check_model(model)
+
+
+def _set_meta(onnx_path: Path, meta: dict) -> None:
+    import onnx
+
+    model = onnx.load(str(onnx_path))
+    keep = [p for p in model.metadata_props if not p.key.startswith(META_PREFIX)]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
+    for key, value in meta.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = META_PREFIX + key, json.dumps(value)
+    onnx.save(model, str(onnx_path))
+
+
+def quantize_onnx(src: Path, dst: Path) -> None:
+    """Dynamic int8 quantization of the graph's MatMul/Gemm weights."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+
+
+def export_pipeline(model: Union[str, Path], out: Union[str, Path], *, int8: bool = False, opset: int = 17) -> Path:
+    """Write the pipeline at ``model`` to ``out`` with its ``intent_ner`` run
+    by ONNX Runtime (see the module docstring).  Returns the .onnx path."""
+    import copy
+
+    import spacy
+    from spacy import util
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"export: output directory {out} exists and is not empty")
+    nlp = spacy.load(model)
+    name, pipe = _find_pipe(nlp)
+    if not pipe.model.get_ref("ner_head").has_dim("nO"):
+        raise ValueError(f"export: the intent_ner component of {model} is not initialized")
+    trf = None
+    from .model import transformer_of
+
+    trf = transformer_of(pipe.model.get_ref("encoder"))
+    tokenizer = trf.tokenizer
+    enc_cfg = nlp.config.interpolate()["components"][name]["model"].get("encoder", {})
+    window, stride = int(enc_cfg.get("window", 128)), int(enc_cfg.get("stride", 96))
+
+    config = nlp.config.copy()
+    config["components"][name]["model"] = {"@architectures": ARCHITECTURE, "window": window, "stride": stride}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        fp32 = tmp / "fp32.onnx"
+        export_onnx(pipe, fp32, tokenizer=tokenizer, opset=opset)
+        final = fp32
+        if int8:
+            final = tmp / ONNX_FILE
+            quantize_onnx(fp32, final)
+        meta = {
+            "format": FORMAT,
+            "tags": list(pipe.tags),
+            "intents": list(pipe.intent_labels) or [""],
+            "int8": bool(int8),
+            "fast": bool(getattr(tokenizer, "is_fast", True)),
+            "width": int(trf.get_dim("nO")),
+        }
+        _set_meta(final, meta)
+        tok_dir = tmp / TOKENIZER_DIR
+        tokenizer.save_pretrained(str(tok_dir))
+        if final != tmp / ONNX_FILE:
+            final.rename(tmp / ONNX_FILE)
+
+        new = util.load_model_from_config(config, auto_fill=False, validate=True)
+        new.from_bytes(nlp.to_bytes(exclude=[name]), exclude=[name])
+        new.meta.update(copy.deepcopy(nlp.meta))
+        new_pipe = new.get_pipe(name)
+        new_pipe.cfg = copy.deepcopy(pipe.cfg)
+        new_pipe.model.get_ref("ner_head").set_dim("nO", pipe.model.get_ref("ner_head").get_dim("nO"), force=True)
+        new_pipe.model.get_ref("intent_head").set_dim(
+            "nO", pipe.model.get_ref("intent_head").get_dim("nO"), force=True
+        )
+        new_pipe.model.attrs["runtime"].from_disk(tmp, new_pipe.tags, new_pipe.intent_labels)
+        new.to_disk(out)
+    return out / name / ONNX_FILE

@@ -1,0 +1,213 @@
+"""ONNX Runtime export (spacy_multitask_intent/onnx.py, `export` command):
+the exported pipeline gives torch's logits and annotations, loads with
+spacy.load, and refuses damaged or mismatched .onnx files."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy
+import pytest
+import spacy
+
+from conftest import ON_GPU, ROOT_DIR, TOY, build_nlp, fresh_nlp, toy_examples, train
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+if ON_GPU:
+    pytest.skip("the ONNX export runs on CPU", allow_module_level=True)
+
+from spacy_multitask_intent.inference import predict_heads  # noqa: E402
+from spacy_multitask_intent.onnx import ONNX_FILE, export_pipeline  # noqa: E402
+
+TEXTS = [t for t, _, _ in TOY] + [
+    "orange",
+    "",
+    "   ",
+    "pickup my order at orange store " * 6,  # several strided windows (window 8)
+    "buy  orange\tat target\n",  # whitespace tokens: words without sub-words
+    "zzz qqq cherry ok",  # words of several sub-words
+]
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_bert, tmp_path_factory):
+    """A trained tiny pipeline (short windows, so long docs are strided), saved
+    with thresholds and gating, and its fp32 ONNX export."""
+    nlp = fresh_nlp(tiny_bert, window=8, stride=6)
+    train(nlp, toy_examples(nlp), steps=15)
+    proc = nlp.get_pipe("intent_ner")
+    proc.cfg["intent_thresholds"] = {"store_lookup": 0.3}
+    proc.cfg["gating"] = {"STORE": ["store_lookup"]}
+    proc.cfg["gate_thresholds"] = {"store_lookup": 0.45}
+    base = tmp_path_factory.mktemp("onnx")
+    nlp.to_disk(base / "torch")
+    export_pipeline(base / "torch", base / "onnx")
+    return base, nlp
+
+
+def _torch_logits(proc, docs):
+    X, lengths, _ = proc._encode(docs, False)
+    ner, intent = predict_heads(X, [proc.model.get_ref("ner_head"), proc.model.get_ref("intent_head")])
+    return [numpy.asarray(ner), numpy.asarray(intent)], lengths
+
+
+def _annotations(doc):
+    return (
+        [(e.start, e.end, e.label_) for e in doc.ents],
+        dict(doc.cats),
+        [dict(t._.intent) for t in doc],
+    )
+
+
+def test_export_logits_match_torch(exported):
+    base, nlp = exported
+    onnx_nlp = spacy.load(base / "onnx")
+    proc, oproc = nlp.get_pipe("intent_ner"), onnx_nlp.get_pipe("intent_ner")
+    runtime = oproc.model.attrs["runtime"]
+    assert runtime.session is not None
+    texts = [t for t in TEXTS if t.strip()]
+    docs = [nlp.make_doc(t) for t in texts]
+    assert max(len(d) for d in docs) > 8  # a doc longer than the window
+    (t_ner, t_int), t_len = _torch_logits(proc, docs)
+    (o_ner, o_int), o_len = runtime.predict_logits([onnx_nlp.make_doc(t) for t in texts])
+    assert o_len == t_len
+    assert o_ner.shape == t_ner.shape and o_int.shape == t_int.shape
+    numpy.testing.assert_allclose(o_ner, t_ner, atol=1e-4)
+    numpy.testing.assert_allclose(o_int, t_int, atol=1e-4)
+    # and through the component: same probabilities, per doc, any batch mix
+    a, b = proc.predict(docs), oproc.predict([onnx_nlp.make_doc(t) for t in texts])
+    for x, y in zip(a[0] + a[1], b[0] + b[1]):
+        numpy.testing.assert_allclose(x, y, atol=1e-5)
+
+
+def test_spacy_load_exported_annotates_like_torch(exported):
+    base, nlp = exported
+    onnx_nlp = spacy.load(base / "onnx")
+    assert onnx_nlp.config["components"]["intent_ner"]["model"]["@architectures"] == (
+        "spacy_multitask_intent.OnnxIntentNER.v1"
+    )
+    oproc = onnx_nlp.get_pipe("intent_ner")
+    saved = spacy.load(base / "torch").get_pipe("intent_ner")
+    for key in ("labels", "intents", "intent_thresholds", "gating", "gate_thresholds", "update_mode"):
+        assert oproc.cfg[key] == saved.cfg[key]
+    assert oproc.cfg["gating"] == {"STORE": ["store_lookup"]}
+    n_ents = 0
+    for d1, d2 in zip(nlp.pipe(TEXTS), onnx_nlp.pipe(TEXTS, batch_size=3)):
+        e1, c1, i1 = _annotations(d1)
+        e2, c2, i2 = _annotations(d2)
+        assert e1 == e2
+        assert c1.keys() == c2.keys()
+        for k in c1:
+            assert c1[k] == pytest.approx(c2[k], abs=1e-5)
+        for a, b in zip(i1, i2):
+            assert a.keys() == b.keys() and all(a[k] == pytest.approx(b[k], abs=1e-5) for k in a)
+        assert nlp.get_pipe("intent_ner").decide_intents(d1) == oproc.decide_intents(d2)
+        n_ents += len(e1)
+    assert n_ents > 0  # the trained model finds entities, so spans were compared
+    # the batch function behind serve and annotate takes the exported pipeline as it is
+    from spacy_multitask_intent.records import parse_texts
+
+    for r1, r2 in zip(parse_texts(nlp, TEXTS, batch_size=4), parse_texts(onnx_nlp, TEXTS, batch_size=4)):
+        assert [(e["start"], e["end"], e["label"]) for e in r1["entities"]] == [
+            (e["start"], e["end"], e["label"]) for e in r2["entities"]
+        ]
+        assert r1["intents"] == r2["intents"]
+
+
+def test_exported_gating_applies(exported, tmp_path):
+    """The saved gating is used by the exported pipeline: with a gate no
+    score can pass, its STORE entities are dropped, as in torch."""
+    base, _ = exported
+    onnx_nlp = spacy.load(base / "onnx")
+    text = "directions to cherry hill store"
+    open_gate = [e.label_ for e in onnx_nlp(text).ents]
+    onnx_nlp.get_pipe("intent_ner").cfg["gate_thresholds"] = {"store_lookup": 1.01}
+    assert "STORE" not in [e.label_ for e in onnx_nlp(text).ents]
+    # Re-saving an exported pipeline keeps the .onnx file and the new cfg.
+    onnx_nlp.to_disk(tmp_path / "resaved")
+    assert (tmp_path / "resaved" / "intent_ner" / ONNX_FILE).is_file()
+    again = spacy.load(tmp_path / "resaved")
+    assert again.get_pipe("intent_ner").cfg["gate_thresholds"] == {"store_lookup": 1.01}
+    assert [e.label_ for e in again(text).ents] == [e.label_ for e in onnx_nlp(text).ents]
+    assert isinstance(open_gate, list)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_damaged_onnx_file_is_named(exported, tmp_path, damage):
+    import shutil
+
+    base, _ = exported
+    shutil.copytree(base / "onnx", tmp_path / "p")
+    path = tmp_path / "p" / "intent_ner" / ONNX_FILE
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"not an onnx model" * 100)
+    with pytest.raises(ValueError, match=rf"{ONNX_FILE}.*truncated or damaged") as err:
+        spacy.load(tmp_path / "p")
+    assert str(path) in str(err.value)
+
+
+def test_missing_onnx_file_is_named(exported, tmp_path):
+    import shutil
+
+    base, _ = exported
+    shutil.copytree(base / "onnx", tmp_path / "p")
+    (tmp_path / "p" / "intent_ner" / ONNX_FILE).unlink()
+    with pytest.raises(FileNotFoundError, match="model.onnx is missing"):
+        spacy.load(tmp_path / "p")
+
+
+def test_other_label_set_is_refused(exported, tiny_bert, tmp_path):
+    """A .onnx exported from a model with other labels than the pipeline's
+    cfg (here: no PRODUCT entities, two intents) is refused on load."""
+    import shutil
+
+    base, _ = exported
+    data = [(t, [e for e in ents if e[2] == "STORE"], i) for t, ents, i in TOY if "add_to_cart" not in i]
+    other = build_nlp(tiny_bert, window=8, stride=6)
+    other.initialize(lambda: toy_examples(other, data))
+    other.to_disk(tmp_path / "other")
+    export_pipeline(tmp_path / "other", tmp_path / "other_onnx")
+    shutil.copytree(base / "onnx", tmp_path / "p")
+    shutil.copyfile(tmp_path / "other_onnx" / "intent_ner" / ONNX_FILE, tmp_path / "p" / "intent_ner" / ONNX_FILE)
+    with pytest.raises(ValueError, match="was exported with tags") as err:
+        spacy.load(tmp_path / "p")
+    assert str(tmp_path / "p" / "intent_ner" / ONNX_FILE) in str(err.value)
+
+
+def test_export_cli_int8_loads_and_runs(exported, tmp_path):
+    base, nlp = exported
+    out = tmp_path / "int8"
+    result = subprocess.run(
+        [sys.executable, "-m", "spacy_multitask_intent", "export", str(base / "torch"), str(out), "--int8"],
+        cwd=ROOT_DIR,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "int8" in result.stdout
+    import onnx
+
+    graph = onnx.load(str(out / "intent_ner" / ONNX_FILE)).graph
+    assert any(n.op_type in ("DynamicQuantizeLinear", "MatMulInteger", "DynamicQuantizeMatMul") for n in graph.node)
+    q = spacy.load(out)
+    docs = list(q.pipe(TEXTS))
+    ref = list(nlp.pipe(TEXTS))
+    for d, r in zip(docs, ref):
+        assert set(d.cats) == set(r.cats)
+        for k in r.cats:  # int8 weights: close to fp32, not equal
+            assert abs(d.cats[k] - r.cats[k]) < 0.1
+    # a second export into a non-empty directory is refused
+    again = subprocess.run(
+        [sys.executable, "-m", "spacy_multitask_intent", "export", str(base / "torch"), str(out)],
+        cwd=ROOT_DIR,
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode != 0 and "not empty" in again.stderr
+
+
+def test_import_does_not_load_onnxruntime():
+    code = "import sys, spacy_multitask_intent; print('onnxruntime' in sys.modules, 'onnx' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT_DIR, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["False", "False"]

@@ -361,3 +361,65 @@ def test_training_is_pinned(bert_no_dropout, key):
         assert got["tag_probs"] == pytest.approx(exp["tag_probs"], abs=1e-5)
     assert len(docs) == len(want["docs"])
 
+
+def _dropout_rates(nlp):
+    import torch
+
+    from spacy_multitask_intent.layers import torch_modules
+
+    pipe = nlp.get_pipe("intent_ner")
+    return {
+        float(m.p)
+        for _, module in torch_modules(pipe.model)
+        for m in module.modules()
+        if isinstance(m, torch.nn.Dropout)
+    }
+
+
+@pytest.mark.parametrize("mode", ["alternating", "joint", "ner_only"])
+def test_drop_sets_the_dropout_of_encoder_and_heads(bert_no_dropout, mode):
+    """`drop` ([training] dropout) is the rate of every torch Dropout of the
+    update: with drop > 0 the same seed gives other losses than with drop = 0."""
+    from thinc.api import Adam, fix_random_seed
+
+    def one_update(drop):
+        nlp = fresh_nlp(bert_no_dropout, update_mode=mode)
+        fix_random_seed(0)
+        losses = nlp.update(toy_examples(nlp), sgd=Adam(1e-3), drop=drop, losses={})
+        return nlp, losses["intent_ner"]
+
+    nlp0, loss0 = one_update(0.0)
+    assert _dropout_rates(nlp0) == {0.0}
+    assert one_update(0.0)[1] == pytest.approx(loss0, rel=1e-6)  # no randomness left at drop=0
+    nlp5, loss5 = one_update(0.5)
+    assert _dropout_rates(nlp5) == {0.5}
+    assert loss5 != pytest.approx(loss0, rel=1e-3)
+    # Prediction is dropout-free whatever the training rate was.
+    first = nlp5(TEXTS[0]).cats
+    assert nlp5(TEXTS[0]).cats == first
+
+
+def test_drop_none_keeps_the_configured_rates(tiny_bert):
+    nlp = fresh_nlp(tiny_bert, update_mode="joint")
+    before = _dropout_rates(nlp)
+    assert 0.1 in before  # the tiny BERT's own hidden/attention dropout
+    nlp.get_pipe("intent_ner").update(toy_examples(nlp), drop=None, losses={})
+    assert _dropout_rates(nlp) == before
+
+
+def test_training_config_dropout_reaches_the_component(tiny_bert, monkeypatch):
+    """spaCy's training loop passes [training] dropout as `drop`."""
+    from spacy_multitask_intent.component import IntentNER
+
+    seen = []
+    original = IntentNER.update
+
+    def spy(self, examples, *, drop=0.0, sgd=None, losses=None):
+        seen.append(drop)
+        return original(self, examples, drop=drop, sgd=sgd, losses=losses)
+
+    monkeypatch.setattr(IntentNER, "update", spy)
+    nlp = fresh_nlp(tiny_bert, update_mode="joint")
+    nlp.update(toy_examples(nlp), drop=0.25, losses={})
+    assert seen == [0.25]
+    assert _dropout_rates(nlp) == {0.25}

@@ -628,9 +628,9 @@ def test_forked_gpu_worker_gets_a_clear_error(monkeypatch):
     (test_pipe_with_two_processes); here torch's fork flag is simulated."""
     import torch
 
-    from spacy_multitask_intent import component
+    from spacy_multitask_intent.guards import guard_forked_torch
 
     monkeypatch.setattr(torch.cuda, "_is_in_bad_fork", lambda: True)
     with pytest.raises(RuntimeError, match="On a GPU use n_process=1"):
-        component._guard_forked_torch(on_gpu=True)
-    component._guard_forked_torch(on_gpu=False)  # a CPU pipeline goes on
+        guard_forked_torch(on_gpu=True)
+    guard_forked_torch(on_gpu=False)  # a CPU pipeline goes on

@@ -7,6 +7,7 @@ import torch
 from thinc.shims import PyTorchShim
 
 from spacy_multitask_intent.inference import enable_fast_predict
+from spacy_multitask_intent.layers import torch_modules
 
 from conftest import ON_GPU, TOY, fresh_nlp, toy_examples, train
 
@@ -101,7 +102,7 @@ def test_training_after_fast_predict_is_unchanged(tiny_bert):
             hist.append(train(nlp, examples, steps=1, seed=step)[0])
             if predict_between:
                 torch.random.set_rng_state(state)
-        trf = [s._model for node in proc.model.walk() for s in node.shims]
+        trf = [m for _, m in torch_modules(proc.model)]
         return hist, trf
 
     plain, _ = run(False)
@@ -169,8 +170,7 @@ def test_int8_quantization_is_opt_in_and_bounded(tiny_bert):
             quantize_int8(proc)
         return
     quantize_int8(proc)
-    linear = [m for node in proc.model.walk() for s in node.shims for m in s._model.modules()
-              if type(m) is torch.nn.Linear]
+    linear = [m for _, module in torch_modules(proc.model) for m in module.modules() if type(m) is torch.nn.Linear]
     assert linear == []  # all replaced
     int8 = proc.predict(docs)
     for a, b in zip(fp32[0], int8[0]):

@@ -30,7 +30,7 @@ from .loading import load_model_bytes
 from .losses import INTENT_LOSSES, _softmax, _softmax_xent, intent_activation, intent_probs, intent_xent
 from .model import encode
 from .scoring import decide_intents, score_intent_ner
-from .updates import LOSS_BALANCES, STRATEGIES, UPDATE_MODES, warmup
+from .updates import LOSS_BALANCES, STRATEGIES, UPDATE_MODES
 
 AGGREGATIONS = ("mean", "max")
 OPTIMIZER_STATES = ("shared", "separate")
@@ -468,9 +468,6 @@ class IntentNER(TrainablePipe):
     def _intent_xent(self, logits: numpy.ndarray, y: numpy.ndarray, mask: numpy.ndarray):
         """The intent loss chosen by `intent_loss`, and its gradient."""
         return intent_xent(logits, y, mask, self.cfg.get("intent_loss", "sigmoid_sum"), self.cfg["multi_label"])
-
-    def _warmup(self) -> float:
-        return warmup(self)
 
     @property
     def _mode(self) -> str:

@@ -42,6 +42,7 @@ def predict_path(model, data, rounds=3):
     import spacy
 
     from spacy_multitask_intent.inference import _inference_predict
+    from spacy_multitask_intent.model import encode as model_encode
 
     texts = bench.read_texts(data)[:200]
     nlp = spacy.load(model)
@@ -62,7 +63,7 @@ def predict_path(model, data, rounds=3):
             floor.model(**singles[t])
 
     def encode(t):
-        proc._encode([docs[t]], False)
+        model_encode(proc.model, [docs[t]], False)
 
     variants = {"floor": (None, run_floor), "inference path": (_inference_predict, encode), "thinc path": (None, encode)}
     res = {k: [] for k in variants}

@@ -1,16 +1,21 @@
-"""Command line: python -m spacy_multitask_intent COMMAND ..."""
+"""Command line: python -m spacy_multitask_intent COMMAND ...
+
+One module per command in cli/; each line below wires one. A command's heavy
+libraries are imported inside its module, so the others start fast.
+"""
 import typer
 
-from .calibrate import calibrate_cli
 from .cli.annotate import annotate_cli
-from .cli.serve import serve_cli
+from .cli.calibrate import calibrate_cli
+from .cli.compare import compare_cli
+from .cli.config import config_cli
+from .cli.convert import convert_cli
+from .cli.evaluate import evaluate_cli
 from .cli.export import export_cli
-from .compare import compare_cli
-from .configs import config_cli
-from .data.convert import convert_cli
-from .data.generate import generate_cli
-from .evaluate import evaluate_cli, table_cli
-from .visualize import plots_cli
+from .cli.generate import generate_cli
+from .cli.plots import plots_cli
+from .cli.serve import serve_cli
+from .cli.table import table_cli
 
 app = typer.Typer(help="spacy-multitask-intent: joint intent + NER for spaCy", no_args_is_help=True)
 app.command("convert", help="Convert bio / jsonl / brackets / rasa / prodigy data to .spacy")(convert_cli)

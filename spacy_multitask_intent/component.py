@@ -5,19 +5,14 @@ One encoder, two token-level heads: BIO entity tags (softmax) and intents
 towards the query's intent vector; at inference each word has its own intent
 scores, and `doc.cats` aggregates them.
 """
-import os
-import pickle
-import threading
 import warnings
-from io import BytesIO
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy
 import srsly
 from spacy import util
 from spacy.attrs import IS_SPACE
-from spacy.errors import Errors
 from spacy.language import Language
 from spacy.pipeline import TrainablePipe
 from spacy.pipeline.pipe import deserialize_config
@@ -28,22 +23,17 @@ from thinc.api import Config, Model, Optimizer
 
 from .decoding import biluo_to_bio_ids, bio_tags, merge_glued, tags_to_spans, viterbi_bio
 from .extensions import LABELS_ATTR, SCORES_ATTR, TAG_PROBS_ATTR, install_extensions
+from .guards import guard_forked_torch, predict_lock
 from .inference import enable_fast_predict, predict_heads
+from .layers import set_dropout
+from .loading import load_model_bytes
+from .losses import INTENT_LOSSES, _softmax, _softmax_xent, intent_activation, intent_probs, intent_xent
+from .model import encode
 from .scoring import decide_intents, score_intent_ner
+from .updates import LOSS_BALANCES, STRATEGIES, UPDATE_MODES
 
-UPDATE_MODES = ("alternating", "joint", "ner_only")
 AGGREGATIONS = ("mean", "max")
 OPTIMIZER_STATES = ("shared", "separate")
-# How the intent head's loss is formed:
-#   sigmoid_sum  - per word, binary cross-entropy summed over the intent labels (the paper's head);
-#                  its size grows with the number of intents
-#   sigmoid_mean - the same, averaged over the labels (one label's worth, whatever their number)
-#   softmax      - per word, cross-entropy over the labels (as JointBERT); a query with
-#                  several intents is trained towards an even split between them
-#   auto         - softmax for single-label data, sigmoid_mean for multi-label data
-INTENT_LOSSES = ("sigmoid_sum", "sigmoid_mean", "softmax", "auto")
-LOSS_BALANCES = ("fixed", "uncertainty")
-INTENT_KEY_SUFFIX = "::intent"  # optimizer keys of the intent step's own Adam state
 
 DEFAULT_MODEL_CONFIG = """
 [model]
@@ -126,27 +116,6 @@ def make_intent_ner(
         bucket_size=bucket_size,
         scorer=scorer,
     )
-
-
-class _ScaledLR:
-    """An optimizer view whose every call uses lr_scale × the learn rate.
-
-    With Adam, scaling a loss or gradient leaves the step size unchanged, so
-    the intent step is made smaller by scaling the learning rate itself.
-    """
-
-    def __init__(self, optimizer: Optimizer, scale: float, key_suffix: str = ""):
-        self.optimizer, self.scale, self.key_suffix = optimizer, scale, key_suffix
-
-    def __call__(self, key, weights, gradient, *, lr_scale: float = 1.0):
-        if self.key_suffix:
-            # A key of its own: thinc's Adam keeps moments and the update
-            # count per key, so this step no longer shares them.
-            key = (key[0], f"{key[1]}{self.key_suffix}")
-        return self.optimizer(key, weights, gradient, lr_scale=lr_scale * self.scale)
-
-    def __getattr__(self, name):
-        return getattr(self.optimizer, name)
 
 
 class IntentNER(TrainablePipe):
@@ -256,10 +225,7 @@ class IntentNER(TrainablePipe):
     @property
     def intent_activation(self) -> str:
         """"softmax" or "sigmoid": how intent logits become scores."""
-        loss = self.cfg.get("intent_loss", "sigmoid_sum")
-        if loss == "softmax" or (loss == "auto" and not self.cfg["multi_label"]):
-            return "softmax"
-        return "sigmoid"
+        return intent_activation(self.cfg.get("intent_loss", "sigmoid_sum"), self.cfg["multi_label"])
 
     @property
     def uses_intents(self) -> bool:
@@ -339,17 +305,11 @@ class IntentNER(TrainablePipe):
         self.model.initialize(X=sample or None)
 
     # --------------------------------------------------------------- forward
-    def _encode(self, docs: List[Doc], is_train: bool):
-        vectors, bp = self.model.get_ref("encoder")(docs, is_train)
-        lengths = [len(v) for v in vectors]
-        X = self.model.ops.flatten(vectors, pad=0)
-        return X, lengths, bp
-
     def predict(self, docs: Iterable[Doc]):
         """(tag probabilities, intent probabilities or None) per doc."""
         runtime = self._runtime()
         if runtime is None:
-            _guard_forked_torch(self.model.ops.device_type == "gpu")
+            guard_forked_torch(self.model.ops.device_type == "gpu")
         docs = list(docs)
         ner_out: List[numpy.ndarray] = [numpy.zeros((len(d), len(self.tags)), "f") for d in docs]
         intent_out: List[Optional[numpy.ndarray]] = [None] * len(docs)
@@ -372,21 +332,18 @@ class IntentNER(TrainablePipe):
             # One prediction at a time per process (torch still uses all
             # cores inside each one): a training step in another thread
             # switches the shared torch modules to train(), i.e. dropout on.
-            with _PREDICT_LOCK:
+            with predict_lock():
                 if runtime is not None:  # encoder + heads in one ONNX graph (onnx.py)
                     outputs, lengths = runtime.predict_logits([docs[i] for i in bucket])
                 else:
                     enable_fast_predict(self.model)  # eval + inference_mode; see inference.py
-                    X, lengths, _ = self._encode([docs[i] for i in bucket], False)
+                    X, lengths, _ = encode(self.model, [docs[i] for i in bucket], False)
                     outputs = [ops.to_numpy(y) for y in predict_heads(X, heads)]
             splits = numpy.cumsum(lengths)[:-1]
             for i, part in zip(bucket, numpy.split(_softmax(outputs[0]), splits)):
                 ner_out[i] = part
             if self.uses_intents:
-                if self.intent_activation == "softmax":
-                    probs = _softmax(outputs[1])
-                else:
-                    probs = (1.0 / (1.0 + numpy.exp(-outputs[1]))).astype("f")
+                probs = intent_probs(outputs[1], self.intent_activation)
                 for i, part in zip(bucket, numpy.split(probs, splits)):
                     intent_out[i] = part
         return ner_out, intent_out
@@ -486,50 +443,50 @@ class IntentNER(TrainablePipe):
         intent_mask = numpy.concatenate(masks) if masks else numpy.zeros((0, 1), "f")
         return tag_ids, intent_y.reshape(-1, width), intent_mask
 
-    def get_loss(self, examples: Iterable[Example], scores) -> Tuple[float, Tuple]:
-        """Loss and gradient of the logits for both heads (flattened rows)."""
+    def get_loss(
+        self, examples: Iterable[Example], scores, *, targets: Optional[Tuple] = None
+    ) -> Tuple[Tuple[Optional[float], Optional[float]], Tuple]:
+        """Losses and gradients of the logits of both heads (flattened rows).
+
+        scores: (NER logits, intent logits), either may be None (that head
+        is not scored, e.g. one pass of the alternating update).
+        targets: `_targets(examples)`, when already computed for the batch.
+        Returns ((ner_loss, intent_loss), (d_ner, d_intent)); the parts of a
+        head that was not scored are None.
+        """
         ner_logits, intent_logits = scores
-        tag_ids, intent_y, intent_mask = self._targets(list(examples))
-        ner_loss, d_ner = _softmax_xent(ner_logits, tag_ids)
-        if intent_logits is None:
-            return ner_loss, (d_ner, None)
-        intent_loss, d_intent = self._intent_xent(intent_logits, intent_y, intent_mask)
-        return ner_loss + intent_loss, (d_ner, d_intent)
+        tag_ids, intent_y, intent_mask = targets if targets is not None else self._targets(list(examples))
+        ner_loss = d_ner = intent_loss = d_intent = None
+        if ner_logits is not None:
+            ner_loss, d_ner = _softmax_xent(ner_logits, tag_ids)
+        if intent_logits is not None:
+            intent_loss, d_intent = self._intent_xent(intent_logits, intent_y, intent_mask)
+        return (ner_loss, intent_loss), (d_ner, d_intent)
 
     def _intent_xent(self, logits: numpy.ndarray, y: numpy.ndarray, mask: numpy.ndarray):
         """The intent loss chosen by `intent_loss`, and its gradient."""
-        if self.intent_activation == "softmax":
-            return _softmax_soft_xent(logits, y, mask)
-        loss, d = _sigmoid_bce(logits, y, mask)
-        if self.cfg.get("intent_loss", "sigmoid_sum") != "sigmoid_sum":
-            k = max(logits.shape[1], 1)
-            loss, d = loss / k, d / k
-        return loss, d
+        return intent_xent(logits, y, mask, self.cfg.get("intent_loss", "sigmoid_sum"), self.cfg["multi_label"])
 
-    def _warmup(self) -> float:
-        """The intent weight's ramp for the batch being trained: its number
-        (counted from 1 by update()) / intent_weight_warmup, at most 1."""
-        steps = int(self.cfg.get("intent_weight_warmup", 0))
-        return 1.0 if steps <= 0 else min(1.0, max(self._n_updates, 1) / steps)
+    @property
+    def _mode(self) -> str:
+        return self.cfg["update_mode"] if self.uses_intents else "ner_only"
 
     def update(
         self,
         examples: Iterable[Example],
         *,
-        drop: float = 0.0,
+        drop: Optional[float] = 0.0,
         sgd: Optional[Optimizer] = None,
         losses: Optional[Dict[str, float]] = None,
     ) -> Dict[str, float]:
-        """Train on a batch.
+        """Train on a batch, with the strategy of `update_mode` (see updates.py).
 
-        alternating: NER forward+backward, then intent forward+backward, each
-          followed by its own optimizer step, the intent step at
-          learn rate x intent_lr_factor.  With `sgd` given, the steps happen
-          here, so the intent pass sees the NER-updated weights.  Without it
-          (spaCy's training loop), both passes run at the batch's weights and
-          finish_update() applies the two steps in order.
-        joint: one pass, loss = ner + intent_weight x intent.
-        ner_only: the NER pass alone; the intent head is never touched.
+        drop: the dropout rate of this update, as in spaCy's components
+          ([training] dropout). It is set on every torch Dropout of the
+          encoder and both heads (the encoder's own config rates and the
+          model's `dropout` are replaced); None leaves the rates as they are.
+        sgd: given, the optimizer steps happen here; without it (spaCy's
+          training loop), finish_update() applies them.
         """
         if losses is None:
             losses = {}
@@ -540,61 +497,10 @@ class IntentNER(TrainablePipe):
         if not examples:
             return losses
         docs = [eg.predicted for eg in examples]
-        tag_ids, intent_y, intent_mask = self._targets(examples)
+        targets = self._targets(examples)
         self._n_updates += 1
-        mode = self.cfg["update_mode"]
-        if not self.uses_intents:
-            mode = "ner_only"
-        ner_head = self.model.get_ref("ner_head")
-        intent_head = self.model.get_ref("intent_head")
-        enc = self.model.get_ref("encoder")
-        ops = self.model.ops
-        ner_loss = intent_loss = 0.0
-        if mode == "joint":
-            X, lengths, bp_enc = self._encode(docs, True)
-            ner_logits, bp_ner = ner_head(X, True)
-            intent_logits, bp_intent = intent_head(X, True)
-            ner_loss, d_ner = _softmax_xent(ops.to_numpy(ner_logits), tag_ids)
-            intent_loss, d_intent = self._intent_xent(ops.to_numpy(intent_logits), intent_y, intent_mask)
-            w_ner, w = 1.0, self.cfg["intent_weight"] * self._warmup()
-            if self.cfg.get("loss_balance") == "uncertainty":
-                # Kendall et al.: L = exp(-s_n) L_n + s_n + exp(-s_i) L_i + s_i;
-                # the scales multiply the fixed weights.
-                scale = numpy.exp(-self._log_vars)
-                d_s = numpy.array([1.0 - scale[0] * ner_loss, 1.0 - scale[1] * intent_loss * w], "f")
-                self._d_log_vars = d_s if self._d_log_vars is None else self._d_log_vars + d_s
-                w_ner, w = float(scale[0]), w * float(scale[1])
-            dX = bp_ner(ops.asarray2f(d_ner * w_ner)) + bp_intent(ops.asarray2f(d_intent * w))
-            bp_enc(ops.unflatten(dX, lengths))
-            intent_loss *= w
-            ner_loss *= w_ner
-            if sgd not in (None, False):
-                self.finish_update(sgd)
-        else:
-            prev_intent_grads = None
-            if mode == "alternating" and sgd in (None, False) and self._pending is not None:
-                prev_intent_grads = _swap_grads(enc, None)
-            X, lengths, bp_enc = self._encode(docs, True)
-            ner_logits, bp_ner = ner_head(X, True)
-            ner_loss, d_ner = _softmax_xent(ops.to_numpy(ner_logits), tag_ids)
-            bp_enc(ops.unflatten(bp_ner(ops.asarray2f(d_ner)), lengths))
-            if mode == "alternating":
-                if sgd not in (None, False):
-                    self._step(sgd, [enc, ner_head], 1.0)
-                else:
-                    # Keep the encoder's NER-pass gradient aside for
-                    # finish_update(); restore intent gradients accumulated
-                    # by earlier sub-batches (accumulate_gradient > 1).
-                    ner_grads = _swap_grads(enc, prev_intent_grads)
-                    self._pending = _add_grads(self._pending, ner_grads)
-                X, lengths, bp_enc = self._encode(docs, True)
-                intent_logits, bp_intent = intent_head(X, True)
-                intent_loss, d_intent = self._intent_xent(ops.to_numpy(intent_logits), intent_y, intent_mask)
-                bp_enc(ops.unflatten(bp_intent(ops.asarray2f(d_intent)), lengths))
-                if sgd not in (None, False):
-                    self._intent_step(sgd, enc, intent_head)
-            elif sgd not in (None, False):
-                self._step(sgd, [enc, ner_head], 1.0)
+        set_dropout(self.model, drop)
+        ner_loss, intent_loss = STRATEGIES[self._mode].update(self, docs, examples, targets, sgd)
         losses[f"{self.name}_ner"] += ner_loss
         losses[f"{self.name}_intent"] += intent_loss
         losses[self.name] += ner_loss + intent_loss
@@ -602,48 +508,16 @@ class IntentNER(TrainablePipe):
 
     def finish_update(self, sgd: Optimizer) -> None:
         """Apply the pending optimizer steps (see `update`)."""
-        enc = self.model.get_ref("encoder")
-        ner_head = self.model.get_ref("ner_head")
-        intent_head = self.model.get_ref("intent_head")
-        mode = self.cfg["update_mode"] if self.uses_intents else "ner_only"
-        if mode == "alternating":
-            if self._pending is None:  # nothing computed since the last step
-                return
-            intent_grads = _swap_grads(enc, self._pending)
-            self._pending = None
-            self._step(sgd, [enc, ner_head], 1.0)
-            _swap_grads(enc, intent_grads)
-            self._intent_step(sgd, enc, intent_head)
-        elif mode == "joint":
-            self._step(sgd, [enc, ner_head, intent_head], 1.0)
-            if self._d_log_vars is not None:
-                # The log-variances learn faster than the network (x100): at
-                # the encoder's rate they would barely move within a run.
-                self._log_vars, _ = sgd((self.model.id, "loss_log_vars"), self._log_vars, self._d_log_vars, lr_scale=100.0)
-                self._log_vars = numpy.asarray(self._log_vars, "f")
-                self._d_log_vars = None
-        else:
-            self._step(sgd, [enc, ner_head], 1.0)
-
-    def _intent_step(self, sgd: Optimizer, enc: Model, intent_head: Model) -> None:
-        separate = self.cfg.get("intent_optimizer_state", "shared") == "separate"
-        factor = self.cfg["intent_lr_factor"] * self._warmup()
-        self._step(sgd, [enc, intent_head], factor, INTENT_KEY_SUFFIX if separate else "")
-
-    @staticmethod
-    def _step(sgd: Optimizer, parts: Sequence[Model], scale: float, key_suffix: str = "") -> None:
-        opt = sgd if scale == 1.0 and not key_suffix else _ScaledLR(sgd, scale, key_suffix)
-        for part in parts:
-            part.finish_update(opt)
+        STRATEGIES[self._mode].finish_update(self, sgd)
 
     # -------------------------------------------------------- serialization
     def from_bytes(self, bytes_data, *, exclude=tuple()):
-        """Load the component from bytes; see `_load_model_bytes` for the model."""
+        """Load the component from bytes; see loading.py for the model."""
         self._validate_serialization_attrs()
         deserialize = {
             "cfg": lambda b: self.cfg.update(srsly.json_loads(b)),
             "vocab": lambda b: self.vocab.from_bytes(b, exclude=exclude),
-            "model": lambda b: self._load_model_bytes(b, "<bytes>"),
+            "model": lambda b: load_model_bytes(self.model, b, "<bytes>"),
         }
         try:
             util.from_bytes(bytes_data, deserialize, exclude)
@@ -657,7 +531,7 @@ class IntentNER(TrainablePipe):
         return self
 
     def from_disk(self, path, *, exclude=tuple()):
-        """Load the component from a directory; see `_load_model_bytes`."""
+        """Load the component from a directory; see loading.py for the model."""
         self._validate_serialization_attrs()
 
         def load_model(p):
@@ -667,7 +541,7 @@ class IntentNER(TrainablePipe):
                     f"intent_ner: model file {p} is missing; the pipeline directory "
                     "is incomplete. Re-save or re-train the pipeline."
                 )
-            self._load_model_bytes(p.read_bytes(), p)
+            load_model_bytes(self.model, p.read_bytes(), p)
 
         deserialize = {
             "cfg": lambda p: self.cfg.update(deserialize_config(p)),
@@ -691,39 +565,6 @@ class IntentNER(TrainablePipe):
         if self._runtime() is not None and "model" not in exclude:
             self._runtime().to_disk(path)
 
-    def _load_model_bytes(self, data: bytes, where) -> None:
-        """Load the model, with errors that say what is wrong with the file.
-
-        Every PyTorch weights blob in it (the heads' and the encoder's) is
-        first checked with ``torch.load(weights_only=True)``: spacy-transformers
-        loads the encoder's blob without an explicit ``weights_only``, which the
-        environment variable TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD can turn off.
-        """
-        try:
-            _check_torch_blobs(data)
-            self.model.from_bytes(data)
-        except pickle.UnpicklingError as err:
-            raise ValueError(
-                f"intent_ner: refused to load model file {where}: its weights hold "
-                f"pickled objects other than tensors ({err.__class__.__name__}), so "
-                "loading them could run code. Only load pipelines from sources you "
-                "trust; re-save or re-train the pipeline."
-            ) from err
-        except AttributeError:
-            raise ValueError(Errors.E149) from None
-        except ImportError as err:
-            # Not the file's fault: e.g. a transformers install without the
-            # encoder's tokenizer or model code.
-            raise ImportError(
-                f"intent_ner: cannot load model file {where}: {err}. The file needs this "
-                "module; install the package that provides it (see setup.cfg's requirements)."
-            ) from err
-        except Exception as err:
-            raise ValueError(
-                f"intent_ner: cannot load model file {where}: {str(err).rstrip('.')}. The file is "
-                "truncated or damaged; re-save or re-train the pipeline."
-            ) from err
-
     # -------------------------------------------------------------- scoring
     def score(self, examples: Iterable[Example], **kwargs) -> Dict:
         validate_examples(examples, "IntentNER.score")
@@ -743,137 +584,5 @@ class IntentNER(TrainablePipe):
 
 
 # ---------------------------------------------------------------- helpers
-def _check_torch_blobs(data: bytes) -> None:
-    """Unpickle every shim's ``state`` blob with ``weights_only=True``.
-
-    Thinc stores one msgpack blob per shim under ``msg["shims"]``; both
-    PyTorchShim and spacy-transformers' HFShim keep their torch.save output
-    under the key ``state``.  Raises pickle.UnpicklingError for anything that
-    is not plain tensors/containers.
-    """
-    import torch
-
-    msg = srsly.msgpack_loads(data)
-    if not isinstance(msg, dict):
-        raise ValueError("not a Thinc model (no msgpack mapping)")
-    for node_shims in msg.get("shims", []):
-        for blob in node_shims:
-            shim_msg = srsly.msgpack_loads(blob)
-            state = shim_msg.get("state") if isinstance(shim_msg, dict) else None
-            if state:
-                torch.load(BytesIO(state), map_location="cpu", weights_only=True)
-
-
-_TORCH_PID = os.getpid()
-_PREDICT_LOCK = threading.RLock()
-
-
-def _new_predict_lock() -> None:
-    # A forked child (nlp.pipe(n_process=...)) must not inherit a lock that
-    # another thread of the parent held at the moment of the fork.
-    global _PREDICT_LOCK
-    _PREDICT_LOCK = threading.RLock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_new_predict_lock)
-
-
-def _guard_forked_torch(on_gpu: bool = False) -> None:
-    """In a process forked from one that already ran torch (spaCy's
-    `nlp.pipe(n_process=...)` forks on Linux), torch's OpenMP thread pool is
-    unusable and the first parallel op hangs.  Use one thread per worker.
-    CUDA cannot run in such a process at all: say so instead of letting torch
-    fail deep inside the encoder."""
-    global _TORCH_PID
-    import torch  # already loaded by the encoder: a dict lookup, not an import
-
-    if on_gpu and getattr(torch.cuda, "_is_in_bad_fork", lambda: False)():
-        raise RuntimeError(
-            "intent_ner: this pipeline is on a GPU, and this process was forked from one that "
-            "uses CUDA (nlp.pipe(n_process=N) with N > 1 forks on Linux); CUDA cannot run in a "
-            "forked process. On a GPU use n_process=1 (batch_size sets how many docs share a "
-            "forward pass), or load the pipeline without a GPU for multi-process inference."
-        )
-    pid = os.getpid()
-    if pid != _TORCH_PID:
-        torch.set_num_threads(1)
-        _TORCH_PID = pid
-
-
 def _is_space(doc: Doc) -> numpy.ndarray:
     return doc.to_array(IS_SPACE).astype(bool)
-
-
-def _softmax(x: numpy.ndarray) -> numpy.ndarray:
-    x = x - x.max(axis=-1, keepdims=True)
-    e = numpy.exp(x)
-    return (e / e.sum(axis=-1, keepdims=True)).astype("f")
-
-
-def _softmax_xent(logits: numpy.ndarray, gold: numpy.ndarray):
-    """Mean cross-entropy over words with a known gold tag; gradient of logits."""
-    probs = _softmax(logits)
-    known = gold >= 0
-    n = max(int(known.sum()), 1)
-    d = probs.copy()
-    rows = numpy.nonzero(known)[0]
-    d[rows, gold[rows]] -= 1.0
-    d[~known] = 0.0
-    loss = -numpy.log(numpy.clip(probs[rows, gold[rows]], 1e-9, 1.0)).sum() / n
-    return float(loss), (d / n).astype("f")
-
-
-def _softmax_soft_xent(logits: numpy.ndarray, y: numpy.ndarray, mask: numpy.ndarray):
-    """Mean (over words) cross-entropy against the intent distribution y/sum(y); gradient."""
-    probs = _softmax(logits)
-    total = y.sum(axis=1, keepdims=True)
-    target = numpy.divide(y, total, out=numpy.zeros_like(y), where=total > 0)
-    known = mask * (total > 0)
-    n = max(float(known.sum()), 1.0)
-    d = (probs - target) * known / n
-    loss = -(known * target * numpy.log(numpy.clip(probs, 1e-9, 1.0))).sum() / n
-    return float(loss), d.astype("f")
-
-
-def _sigmoid_bce(logits: numpy.ndarray, y: numpy.ndarray, mask: numpy.ndarray):
-    """Mean (over words) summed-over-labels binary cross-entropy; gradient."""
-    p = 1.0 / (1.0 + numpy.exp(-logits))
-    n = max(float(mask.sum()), 1.0)
-    d = (p - y) * mask / n
-    eps = 1e-7
-    loss = -(mask * (y * numpy.log(p + eps) + (1 - y) * numpy.log(1 - p + eps))).sum() / n
-    return float(loss), d.astype("f")
-
-
-def _swap_grads(model: Model, new: Optional[Dict]) -> Dict:
-    """Take the model's current gradients out, putting `new` (or nothing) in.
-
-    Covers both PyTorch parameters inside shims and Thinc parameters.
-    """
-    old: Dict = {}
-    for node in model.walk():
-        for shim in node.shims:
-            for pname, param in shim._model.named_parameters():
-                key = ("shim", shim.id, pname)
-                old[key] = param.grad
-                param.grad = None if new is None else new.get(key)
-        for pname in node.param_names:
-            key = ("node", node.id, pname)
-            if node.has_grad(pname):
-                old[key] = node.get_grad(pname).copy()
-                node.set_grad(pname, node.ops.alloc(node.get_grad(pname).shape))
-            if new is not None and new.get(key) is not None:
-                node.set_grad(pname, new[key])
-    return old
-
-
-def _add_grads(a: Optional[Dict], b: Dict) -> Dict:
-    if a is None:
-        return b
-    out = dict(a)
-    for key, g in b.items():
-        if g is None:
-            continue
-        out[key] = g if out.get(key) is None else out[key] + g
-    return out

@@ -2,9 +2,7 @@
 from pathlib import Path
 from typing import Optional
 
-import typer
 from thinc.api import Config
-from wasabi import msg
 
 
 def merge_config(base: Path, variant: Optional[Path] = None) -> Config:
@@ -17,14 +15,3 @@ def merge_config(base: Path, variant: Optional[Path] = None) -> Config:
     if variant is not None:
         config = config.merge(Config().from_disk(variant, interpolate=False))
     return config
-
-
-def config_cli(
-    base: Path = typer.Argument(..., help="Base config (.cfg)"),
-    output: Path = typer.Argument(..., help="Where to write the merged config"),
-    variant: Optional[Path] = typer.Option(None, "--variant", help="Fragment with the settings that differ"),
-) -> None:
-    """Write BASE (+ --variant) as one full config for `spacy train`."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    merge_config(base, variant).to_disk(output, interpolate=False)
-    msg.good(f"Saved config {output}")

@@ -1,11 +1,9 @@
 """Evaluate a pipeline on gold tokens and on raw text, and tabulate runs."""
-import json
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict
 
 import spacy
-import typer
 from wasabi import msg
 
 from .corpus import read_examples
@@ -62,29 +60,6 @@ def _textcat_intent_scores(nlp, examples, batch_size: int) -> Dict:
     return {"intent_acc": s["intent_acc"], "frame_acc": s["frame_acc"]}
 
 
-def evaluate_cli(
-    model: Path = typer.Argument(..., help="Trained pipeline directory"),
-    data: Path = typer.Argument(..., help="Test set (.spacy)"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write JSON here"),
-    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU to run on (-1: CPU)"),
-) -> None:
-    """Evaluate MODEL on DATA, on gold tokens and on raw text."""
-    if gpu_id >= 0:
-        from thinc.api import require_gpu
-
-        require_gpu(gpu_id)
-    result = evaluate(model, data)
-    for key in ("gold_tokens", "raw_text"):
-        s = result[key]
-        msg.good(
-            f"{key}: " + "  ".join(f"{label} {_pct(s.get(col))}" for col, label in TABLE_COLUMNS)
-        )
-    if output:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(result, indent=2, default=float))
-        msg.good(f"Saved {output}")
-
-
 def _pct(value) -> str:
     return "—" if value is None else f"{100 * float(value):.2f}"
 
@@ -98,24 +73,3 @@ def table(runs: Dict[str, Dict], setting: str = "gold_tokens") -> str:
         s = result[setting]
         rows.append(f"| {name} | " + " | ".join(_pct(s.get(c)) for c, _ in TABLE_COLUMNS) + " |")
     return "\n".join(rows)
-
-
-def table_cli(
-    metrics: List[Path] = typer.Argument(..., help="NAME=metrics.json pairs or metrics.json files"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write Markdown here"),
-) -> None:
-    """Print a precision/recall/F1/intent/frame table from evaluate outputs."""
-    runs = {}
-    for item in metrics:
-        name, _, path = str(item).rpartition("=")
-        path = Path(path)
-        runs[name or path.stem] = json.loads(path.read_text())
-    text = []
-    for setting in ("gold_tokens", "raw_text"):
-        text.append(f"\n**{setting.replace('_', ' ')}**\n\n" + table(runs, setting))
-    out = "\n".join(text) + "\n"
-    print(out)
-    if output:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(out)
-        msg.good(f"Saved {output}")

@@ -21,11 +21,13 @@ import numpy
 from thinc.api import Model
 from thinc.shims import PyTorchShim
 
+from .layers import encoder_module, encoder_shim, head_module, head_shim, set_shim_module, shim_module, torch_modules
+
 
 def _inference_predict(self: PyTorchShim, inputs):
     import torch
 
-    module = self._model
+    module = shim_module(self)
     if module.training:
         module.eval()
     with torch.inference_mode():
@@ -36,10 +38,9 @@ def _inference_predict(self: PyTorchShim, inputs):
 def enable_fast_predict(model: Model) -> None:
     """Give every PyTorch shim under ``model`` the eval-mode, inference-mode
     predict (idempotent)."""
-    for node in model.walk():
-        for shim in node.shims:
-            if isinstance(shim, PyTorchShim) and getattr(shim.predict, "__func__", None) is not _inference_predict:
-                shim.predict = MethodType(_inference_predict, shim)
+    for shim, _ in torch_modules(model):
+        if isinstance(shim, PyTorchShim) and getattr(shim.predict, "__func__", None) is not _inference_predict:
+            shim.predict = MethodType(_inference_predict, shim)
 
 
 def predict_heads(X: numpy.ndarray, heads: Sequence[Model]) -> list:
@@ -47,7 +48,7 @@ def predict_heads(X: numpy.ndarray, heads: Sequence[Model]) -> list:
     import torch
     from thinc.api import torch2xp, xp2torch
 
-    modules = [h.layers[0].shims[0]._model for h in heads]
+    modules = [head_module(h) for h in heads]
     device = _device(modules[0])
     with torch.inference_mode():
         Xt = xp2torch(X, device=device)
@@ -73,19 +74,16 @@ def quantize_int8(pipe) -> None:
 
     import torch
 
-    from .model import transformer_of
-
     def q(module):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch >= 2.9 deprecates eager-mode quantization
             qd = getattr(getattr(torch, "ao", None), "quantization", torch.quantization).quantize_dynamic
             return qd(module, {torch.nn.Linear}, dtype=torch.qint8)
 
-    if _device(transformer_of(pipe.model.get_ref("encoder")).layers[0].shims[0]._model).type != "cpu":
+    encoder = pipe.model.get_ref("encoder")
+    if _device(encoder_module(encoder)).type != "cpu":
         raise ValueError("quantize_int8: dynamic int8 quantization runs on CPU only; load the pipeline without a GPU")
-    shim = transformer_of(pipe.model.get_ref("encoder")).layers[0].shims[0]
-    shim._model = q(shim._model)
-    shim._hfmodel.transformer = shim._model  # HFShim keeps the module in both places
+    set_shim_module(encoder_shim(encoder), q(encoder_module(encoder)))
     for name in ("ner_head", "intent_head"):
-        hshim = pipe.model.get_ref(name).layers[0].shims[0]
-        hshim._model = q(hshim._model)
+        head = pipe.model.get_ref(name)
+        set_shim_module(head_shim(head), q(head_module(head)))

@@ -1,4 +1,10 @@
-"""PyTorch heads wrapped as Thinc layers.
+"""PyTorch heads wrapped as Thinc layers, and the one way in to the torch modules.
+
+Thinc keeps a wrapped PyTorch module (a head's, or the HF transformer inside
+the encoder) on a shim as ``shim._model``.  Only this module reads or
+replaces it; everything else (prediction, quantization, gradient swapping,
+dropout) goes through ``shim_module`` / ``set_shim_module`` /
+``torch_modules`` / ``head_module`` / ``encoder_module`` / ``set_dropout``.
 
 Each head is a token-level ``Dropout -> Linear`` over the encoder's word
 vectors, returning logits.  The output size depends on the labels, which are
@@ -7,7 +13,7 @@ and is rebuilt to its real shape by the layer's init, or, when a trained
 pipeline is loaded, from the shape of the saved weights.
 """
 from io import BytesIO
-from typing import Optional
+from typing import Iterator, Optional, Tuple
 
 import torch
 from thinc.api import Model, PyTorchWrapper_v3
@@ -72,10 +78,73 @@ def _init(model: Model, X: Optional[Floats2d] = None, Y=None) -> None:
             f"Cannot initialize {model.name}: nI={nI}, nO={nO}. The component "
             "sets nO from its labels; nI comes from the encoder's width."
         )
-    shim = model.layers[0].shims[0]
-    device = next(shim._model.parameters()).device
-    shim._model = TokenHead(nI, nO, model.attrs["dropout"]).to(device)
+    shim = head_shim(model)
+    device = next(shim_module(shim).parameters()).device
+    set_shim_module(shim, TokenHead(nI, nO, model.attrs["dropout"]).to(device))
+
+
+# ------------------------------------------------- access to torch modules
+def shim_module(shim) -> torch.nn.Module:
+    """The PyTorch module a Thinc shim wraps."""
+    return shim._model
+
+
+def set_shim_module(shim, module: torch.nn.Module) -> None:
+    """Replace the module a shim wraps (e.g. by its int8-quantized copy)."""
+    shim._model = module
+    hf = getattr(shim, "_hfmodel", None)
+    if hf is not None and hasattr(hf, "transformer"):
+        hf.transformer = module  # spacy-transformers' HFShim keeps the module in both places
+
+
+def torch_modules(model: Model) -> Iterator[Tuple[object, torch.nn.Module]]:
+    """(shim, module) for every PyTorch module under a Thinc model."""
+    for node in model.walk():
+        for shim in node.shims:
+            yield shim, shim_module(shim)
+
+
+def head_shim(model: Model):
+    """The shim of a TorchTokenHead layer."""
+    return model.layers[0].shims[0]
 
 
 def head_module(model: Model) -> TokenHead:
-    return model.layers[0].shims[0]._model
+    """The TokenHead of a TorchTokenHead layer."""
+    return shim_module(head_shim(model))
+
+
+def transformer_of(encoder: Model) -> Model:
+    """The spacy-transformers TransformerModel inside the encoder."""
+    for node in encoder.walk():
+        if node.name == "transformer":
+            return node
+    raise ValueError("intent_ner: the encoder holds no spacy-transformers TransformerModel")
+
+
+def encoder_shim(encoder: Model):
+    """The shim of the HF transformer inside the encoder."""
+    return transformer_of(encoder).layers[0].shims[0]
+
+
+def encoder_module(encoder: Model) -> torch.nn.Module:
+    """The HF transformer module inside the encoder."""
+    return shim_module(encoder_shim(encoder))
+
+
+def set_dropout(model: Model, rate: Optional[float]) -> None:
+    """Set the dropout rate of every torch module under `model`: each
+    ``torch.nn.Dropout``'s ``p`` and the ``dropout_prob`` of HF attention
+    modules that pass it to ``scaled_dot_product_attention``.  ``None``
+    leaves the rates as they are.  The rate applies in training mode only."""
+    if rate is None:
+        return
+    rate = float(rate)
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"intent_ner: dropout rate must be in [0, 1), got {rate}")
+    for _, module in torch_modules(model):
+        for sub in module.modules():
+            if isinstance(sub, torch.nn.Dropout):
+                sub.p = rate
+            elif isinstance(getattr(sub, "dropout_prob", None), float):
+                sub.dropout_prob = rate

@@ -3,12 +3,10 @@ from typing import List, Optional, Tuple
 
 from spacy.tokens import Doc
 from spacy.util import registry
-from spacy_transformers.architectures import transformer_tok2vec_v3
-from spacy_transformers.span_getters import configure_strided_spans
 from thinc.api import Model, reduce_mean
 from thinc.types import Floats2d
 
-from .layers import TorchTokenHead
+from .layers import TorchTokenHead, transformer_of  # noqa: F401 (transformer_of: re-exported)
 
 PACKAGED_ENCODER = "all-MiniLM-L6-v2"
 _PACKAGED_ALIASES = {PACKAGED_ENCODER, "sentence-transformers/all-MiniLM-L6-v2"}
@@ -49,6 +47,11 @@ def build_encoder(
     """
     if not 0 < stride <= window:
         raise ValueError(f"Encoder needs 0 < stride <= window, got stride={stride}, window={window}")
+    # Imported here: spacy-transformers loads transformers (and what it pulls
+    # in), which only building a pipeline needs, not `import spacy_multitask_intent`.
+    from spacy_transformers.architectures import transformer_tok2vec_v3
+    from spacy_transformers.span_getters import configure_strided_spans
+
     return transformer_tok2vec_v3(
         name=resolve_encoder_name(name),
         get_spans=configure_strided_spans(window, stride),
@@ -68,8 +71,9 @@ def build_intent_ner_model(
 ) -> Model[List[Doc], Tuple[List[Floats2d], List[Floats2d]]]:
     """One shared encoder, two token-level heads (BIO tag logits, intent logits).
 
-    The component runs the parts separately for the alternating update; the
-    model's own forward runs both heads on one encoder pass.
+    The model's own forward runs both heads on one encoder pass (prediction
+    and the joint update); the alternating update runs ``encode`` and one
+    head at a time.
     """
     ner_head = TorchTokenHead(nO=n_tags, dropout=dropout)
     intent_head = TorchTokenHead(nO=n_intents, dropout=dropout)
@@ -84,27 +88,31 @@ def build_intent_ner_model(
     return model
 
 
-def _forward(model: Model, docs: List[Doc], is_train: bool):
+def encode(model: Model, docs: List[Doc], is_train: bool):
+    """The encoder's word vectors for `docs`, flattened to one row per word.
+
+    Returns (X, lengths, backprop) where backprop takes dX (flat rows)."""
     vectors, bp_vectors = model.get_ref("encoder")(docs, is_train)
     lengths = [len(v) for v in vectors]
     X = model.ops.flatten(vectors, pad=0) if vectors else model.ops.alloc2f(0, 0)
+
+    def backprop(dX):
+        return bp_vectors(model.ops.unflatten(dX, lengths))
+
+    return X, lengths, backprop
+
+
+def _forward(model: Model, docs: List[Doc], is_train: bool):
+    X, lengths, bp_X = encode(model, docs, is_train)
     ner, bp_ner = model.get_ref("ner_head")(X, is_train)
     intent, bp_intent = model.get_ref("intent_head")(X, is_train)
 
     def backprop(d_outputs):
         d_ner, d_intent = d_outputs
         dX = bp_ner(model.ops.flatten(d_ner)) + bp_intent(model.ops.flatten(d_intent))
-        return bp_vectors(model.ops.unflatten(dX, lengths))
+        return bp_X(dX)
 
     return (model.ops.unflatten(ner, lengths), model.ops.unflatten(intent, lengths)), backprop
-
-
-def transformer_of(encoder: Model) -> Model:
-    """The spacy-transformers TransformerModel inside the encoder."""
-    for node in encoder.walk():
-        if node.name == "transformer":
-            return node
-    raise ValueError("intent_ner: the encoder holds no spacy-transformers TransformerModel")
 
 
 def _init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> None:
@@ -125,6 +133,7 @@ def build_stock_transformer(
     (transformer + ner + textcat_multilabel), with the same encoder-name
     resolution so it too runs on the packaged MiniLM without a machine path."""
     from spacy_transformers.architectures import create_TransformerModel_v3
+    from spacy_transformers.span_getters import configure_strided_spans
 
     return create_TransformerModel_v3(
         name=resolve_encoder_name(name),

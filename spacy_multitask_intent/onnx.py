@@ -299,11 +299,10 @@ def _export_module(pipe):
     sub-words aligned to each word -> both linear heads."""
     import torch
 
-    from .layers import head_module
-    from .model import transformer_of
+    from .layers import encoder_module, head_module, transformer_of
 
     trf = transformer_of(pipe.model.get_ref("encoder"))
-    hf = trf.layers[0].shims[0]._hfmodel.transformer
+    hf = encoder_module(pipe.model.get_ref("encoder"))
     ner = head_module(pipe.model.get_ref("ner_head")).linear
     intent = head_module(pipe.model.get_ref("intent_head")).linear
 
@@ -417,8 +416,7 @@ def export_pipeline(model: Union[str, Path], out: Union[str, Path], *, int8: boo
     name, pipe = _find_pipe(nlp)
     if not pipe.model.get_ref("ner_head").has_dim("nO"):
         raise ValueError(f"export: the intent_ner component of {model} is not initialized")
-    trf = None
-    from .model import transformer_of
+    from .layers import transformer_of
 
     trf = transformer_of(pipe.model.get_ref("encoder"))
     tokenizer = trf.tokenizer

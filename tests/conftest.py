@@ -134,3 +134,13 @@ def train(nlp, examples, steps=30, lr=1e-3, seed=0):
         nlp.update(examples, sgd=opt, losses=losses)
         history.append(losses)
     return history
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the tier that trains: every test that uses the tiny BERT (directly
+    or through toy_nlp, trained, ...) gets the `trains` marker, so
+    `pytest -m "not trains"` runs only what needs no encoder. tests/unit/ holds
+    the fast tier (`make test-fast`)."""
+    for item in items:
+        if "tiny_bert" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.trains)

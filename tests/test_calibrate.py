@@ -84,7 +84,7 @@ def test_calibrate_cli_saves_to_a_new_nested_dir(toy_nlp, tmp_path):
 
     from spacy.tokens import DocBin
 
-    from spacy_multitask_intent.calibrate import calibrate_cli
+    from spacy_multitask_intent.cli.calibrate import calibrate_cli
 
     examples = toy_examples(toy_nlp)
     train(toy_nlp, examples, steps=30, lr=3e-3)

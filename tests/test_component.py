@@ -57,10 +57,12 @@ class SpyOptimizer:
 def part_keys(model):
     """The optimizer keys of every parameter of a Thinc model (shim params
     are keyed by shim id, Thinc params by node id)."""
+    from spacy_multitask_intent.layers import torch_modules
+
     keys = set()
+    for shim, module in torch_modules(model):
+        keys.update((shim.id, name) for name, _ in module.named_parameters())
     for node in model.walk():
-        for shim in node.shims:
-            keys.update((shim.id, name) for name, _ in shim._model.named_parameters())
         keys.update((node.id, name) for name in node.param_names)
     return keys
 
@@ -225,7 +227,7 @@ def test_alternating_separate_optimizer_state(tiny_bert):
     """intent_optimizer_state = "separate": the intent step uses keys of its
     own, so Adam keeps separate moments (and update counts) for it; the NER
     step's keys, scales and gradients are those of the shared setting."""
-    from spacy_multitask_intent.component import INTENT_KEY_SUFFIX
+    from spacy_multitask_intent.updates import INTENT_KEY_SUFFIX
 
     runs = {}
     for state in ("shared", "separate"):

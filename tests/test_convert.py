@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,25 @@ from spacy_multitask_intent.data.convert import (
     read_jsonl,
 )
 
-SHARED_DATA = Path(__file__).parents[2] / "shared" / "data"
+def shared_data_dir() -> Path:
+    """Where ATIS / SNIPS are shared beside the checkout: $SPACY_MULTITASK_INTENT_SHARED_DATA,
+    else ../shared/data next to the repository root, else next to the main
+    checkout when this is a git worktree (its .git file points there)."""
+    env = os.environ.get("SPACY_MULTITASK_INTENT_SHARED_DATA")
+    if env:
+        return Path(env)
+    root = Path(__file__).resolve().parents[1]
+    candidates = [root.parent / "shared" / "data"]
+    git = root / ".git"
+    if git.is_file():  # a worktree: "gitdir: <main>/.git/worktrees/<name>"
+        gitdir = Path(git.read_text().split("gitdir:", 1)[-1].strip())
+        common = gitdir / "commondir"
+        main_git = (gitdir / common.read_text().strip()).resolve() if common.exists() else gitdir.parents[1]
+        candidates.append(main_git.parent.parent / "shared" / "data")
+    return next((c for c in candidates if c.exists()), candidates[0])
+
+
+SHARED_DATA = shared_data_dir()
 
 
 @pytest.fixture(scope="module")
@@ -300,7 +319,7 @@ def test_convert_error_in_train_names_train_file(tmp_path):
 
 
 def test_convert_cli_runs(tmp_path, capsys):
-    from spacy_multitask_intent.data.convert import convert_cli
+    from spacy_multitask_intent.cli.convert import convert_cli
 
     out = tmp_path / "o.spacy"
     convert_cli("bio", good_bio(tmp_path), out, train=None)
@@ -308,7 +327,7 @@ def test_convert_cli_runs(tmp_path, capsys):
     assert "3 docs" in capsys.readouterr().out
 
 
-@pytest.mark.skipif(not SHARED_DATA.exists(), reason="shared ATIS data not available")
+@pytest.mark.skipif(not (SHARED_DATA / "atis").exists(), reason=f"shared ATIS data not available at {SHARED_DATA}")
 def test_real_atis_test_split(tmp_path):
     atis = SHARED_DATA / "atis"
     stats = convert("bio", atis / "test", tmp_path / "atis_test.spacy", train=atis / "train")

@@ -2,7 +2,7 @@
 import numpy
 import pytest
 
-from spacy_multitask_intent.component import _sigmoid_bce, _softmax_soft_xent
+from spacy_multitask_intent.losses import _sigmoid_bce, _softmax_soft_xent
 from conftest import TOY, fresh_nlp, toy_examples, train
 
 

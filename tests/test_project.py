@@ -34,12 +34,22 @@ def test_all_workflow_smoke(tiny_bert, tmp_path):
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
-    # Real training happened: both pipelines exist and were evaluated on test.
+    # Real training happened: both pipelines exist and were evaluated on test;
+    # the saved scores are the model's (scoring model-best again gives them)
+    # and hang together (F1 is the harmonic mean of P and R).
+    from spacy_multitask_intent.evaluate import evaluate
+
     for name in ("ner_only", "multitask"):
-        assert (project / "training/store_lookup" / name / "model-best/config.cfg").exists()
+        model = project / "training/store_lookup" / name / "model-best"
+        assert (model / "config.cfg").exists()
         metrics = json.loads((project / f"metrics/store_lookup/{name}.json").read_text())
+        again = evaluate(model, project / "corpus/store_lookup/test.spacy")
         for setting in ("gold_tokens", "raw_text"):
-            assert 0.0 <= metrics[setting]["ents_f"] <= 1.0
+            s = metrics[setting]
+            p, r = s["ents_p"], s["ents_r"]
+            assert s["ents_f"] == pytest.approx(2 * p * r / (p + r) if p + r else 0.0)
+            for key in ("ents_p", "ents_r", "ents_f"):
+                assert again[setting][key] == pytest.approx(s[key]), (name, setting, key)
     mt = json.loads((project / "metrics/store_lookup/multitask.json").read_text())
     assert mt["gold_tokens"]["intent_acc"] is not None
     config = (project / "training/store_lookup/ner_only/model-best/config.cfg").read_text()

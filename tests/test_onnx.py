@@ -16,7 +16,8 @@ pytest.importorskip("onnx")
 if ON_GPU:
     pytest.skip("the ONNX export runs on CPU", allow_module_level=True)
 
-from spacy_multitask_intent.inference import predict_heads  # noqa: E402
+from spacy_multitask_intent.inference import predict_heads
+from spacy_multitask_intent.model import encode  # noqa: E402
 from spacy_multitask_intent.onnx import ONNX_FILE, export_pipeline  # noqa: E402
 
 TEXTS = [t for t, _, _ in TOY] + [
@@ -46,7 +47,7 @@ def exported(tiny_bert, tmp_path_factory):
 
 
 def _torch_logits(proc, docs):
-    X, lengths, _ = proc._encode(docs, False)
+    X, lengths, _ = encode(proc.model, docs, False)
     ner, intent = predict_heads(X, [proc.model.get_ref("ner_head"), proc.model.get_ref("intent_head")])
     return [numpy.asarray(ner), numpy.asarray(intent)], lengths
 

@@ -7,7 +7,8 @@ import pytest
 import spacy
 from spacy.tokens import DocBin
 
-from spacy_multitask_intent.data.convert import ConvertStats, DataError, convert, convert_cli
+from spacy_multitask_intent.cli.convert import convert_cli
+from spacy_multitask_intent.data.convert import ConvertStats, DataError, convert
 from spacy_multitask_intent.data.prodigy import read_prodigy
 from spacy_multitask_intent.records import parse_texts, record_to_prodigy
 from conftest import TOY, fresh_nlp, toy_examples, train

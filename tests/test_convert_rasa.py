@@ -5,7 +5,8 @@ import pytest
 import spacy
 from spacy.tokens import DocBin
 
-from spacy_multitask_intent.data.convert import ConvertStats, DataError, convert, convert_cli
+from spacy_multitask_intent.cli.convert import convert_cli
+from spacy_multitask_intent.data.convert import ConvertStats, DataError, convert
 from spacy_multitask_intent.data.rasa import parse_rasa_example, read_rasa
 
 # every syntax the converter reads; the line numbers below are this file's lines

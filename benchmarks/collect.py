@@ -51,10 +51,12 @@ REPORTS = {
             "ner_only,joint+intent_weight=0.5,ner_only+training.max_steps=3000,"
             "joint+intent_weight=0.5+training.max_steps=3000",
         ),
+        "intent_loss_seed0": ("0", "ner_only,joint+intent_weight=0.5,joint+intent_weight=0.5+intent_loss=softmax"),
         # NER-only seed 0 trained again with the current code (its first models were not kept)
         "ner_only_retrained": ("0", "ner_only,ner_only+training.max_steps=1500"),
     },
     "snips": {
+        "intent_loss_seed0": ("0", "ner_only,joint+intent_weight=0.5,joint+intent_weight=0.5+intent_loss=auto"),
         "compare": (
             "0,1,2",
             "ner_only,joint+intent_weight=0.1,joint+intent_weight=0.5,alternating,stock,"
@@ -73,11 +75,11 @@ REPORTS = {
         ),
     },
     "multidomain": {
-        "balance": (  # project.yml, workflow multidomain-balance
-            "0,1,2",
-            "ner_only,joint+intent_weight=0.5,joint+intent_weight=0.5+intent_loss=sigmoid_mean,"
-            "joint+intent_weight=1.0+intent_loss=sigmoid_mean,joint+intent_weight=0.5+loss_balance=uncertainty,"
-            "joint+intent_weight=0.5+intent_weight_warmup=300",
+        "balance": (  # project.yml, command multidomain-balance
+            "0",
+            "ner_only,joint+intent_weight=0.5,joint+intent_weight=0.5+intent_loss=softmax,"
+            "joint+intent_weight=0.5+intent_loss=sigmoid_mean,joint+intent_weight=2.0+intent_loss=sigmoid_mean,"
+            "joint+intent_weight=0.5+intent_weight_warmup=300,joint+intent_weight=0.5+loss_balance=uncertainty",
         ),
     },
 }

@@ -115,3 +115,25 @@ def test_bad_loss_settings_are_refused(tiny_bert, bad):
 
     with pytest.raises(ValueError, match="intent_ner"):
         build_nlp(tiny_bert, update_mode="joint", **bad)
+
+
+def test_the_shipped_default_is_joint_softmax_and_the_paper_is_one_switch_away(tiny_bert):
+    import spacy
+    from thinc.api import Config
+
+    from spacy_multitask_intent.compare import DEFAULT_VARIANTS
+    from spacy_multitask_intent.configs import merge_config
+    from conftest import ROOT_DIR
+
+    nlp = spacy.blank("en")
+    cfg = nlp.add_pipe("intent_ner", config={"model": {"encoder": {"name": str(tiny_bert)}}}).cfg
+    assert (cfg["update_mode"], cfg["intent_weight"], cfg["intent_loss"]) == ("joint", 0.5, "softmax")
+    configs = ROOT_DIR / "configs"
+    base = merge_config(configs / "multitask.cfg")["components"]["intent_ner"]
+    assert (base["update_mode"], base["intent_weight"], base["intent_loss"]) == ("joint", 0.5, "softmax")
+    paper = merge_config(configs / "multitask.cfg", configs / "paper.cfg")["components"]["intent_ner"]
+    assert (paper["update_mode"], paper["intent_lr_factor"], paper["intent_loss"]) == ("alternating", 0.1, "sigmoid_sum")
+    assert DEFAULT_VARIANTS["alternating"] == ("multitask.cfg", "paper.cfg")
+    # The stored "joint" results were trained with the summed sigmoid head: the variant keeps it.
+    joint = merge_config(configs / "multitask.cfg", configs / "joint.cfg")["components"]["intent_ner"]
+    assert (joint["update_mode"], joint["intent_weight"], joint["intent_loss"]) == ("joint", 1.0, "sigmoid_sum")

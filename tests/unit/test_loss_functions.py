@@ -91,3 +91,20 @@ def test_intent_probs():
     logits = numpy.array([[0.0, numpy.log(3.0)]], "f")
     assert intent_probs(logits, "softmax") == pytest.approx(numpy.array([[0.25, 0.75]]))
     assert intent_probs(logits, "sigmoid") == pytest.approx(numpy.array([[0.5, 0.75]]))
+
+
+def test_softmax_soft_xent_gradient_matches_finite_differences():
+    rng = numpy.random.default_rng(0)
+    logits = rng.normal(size=(5, 4)).astype("f")
+    y = numpy.zeros((5, 4), "f")
+    y[[0, 1, 2, 3], [1, 2, 0, 3]] = 1.0
+    y[3, 0] = 1.0  # two intents: target 0.5 / 0.5
+    mask = numpy.array([[1], [1], [1], [1], [0]], "f")  # last word: no intents
+    loss, d = _softmax_soft_xent(logits, y, mask)
+    num = numeric_grad(lambda x: _softmax_soft_xent(x.astype("f"), y, mask)[0], logits)
+    assert numpy.allclose(d, num, atol=1e-3)
+    assert not d[4].any()
+    # Per word: cross-entropy against the (one-hot or split) target; masked words left out.
+    logp = numpy.log(numpy.exp(logits) / numpy.exp(logits).sum(1, keepdims=True))
+    rows = [-logp[0, 1], -logp[1, 2], -logp[2, 0], -0.5 * logp[3, 3] - 0.5 * logp[3, 0]]
+    assert loss == pytest.approx(numpy.mean(rows), rel=1e-4)

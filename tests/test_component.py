@@ -388,7 +388,7 @@ def test_ner_only_config_differs_only_in_update_mode():
     b.add_pipe("intent_ner", config={"update_mode": "ner_only"})
     ca = dict(a.config["components"]["intent_ner"])
     cb = dict(b.config["components"]["intent_ner"])
-    assert ca["update_mode"] == "alternating" and cb["update_mode"] == "ner_only"
+    assert ca["update_mode"] == "joint" and cb["update_mode"] == "ner_only"
     assert {k for k in ca.keys() | cb.keys() if ca.get(k) != cb.get(k)} == {"update_mode"}
 
 

@@ -99,22 +99,26 @@ def _blank_nlp() -> Language:
     return _BLANK_NLP
 
 
-def _read_lines(path: Path) -> List[str]:
-    """Read a text file as lines; blank lines raise DataError (never skipped).
-
-    A single trailing newline at the end of the file is allowed.
-    """
+def _read_text(path: Path) -> str:
+    """A UTF-8 text file's contents, a leading byte-order mark dropped; a
+    missing file or bytes that are not UTF-8 raise DataError with the line."""
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise DataError(path, 0, "file not found. Check the input path.")
     try:
         text = path.read_text(encoding="utf8")
     except UnicodeDecodeError as err:
         line = path.read_bytes()[: err.start].count(b"\n") + 1
         raise DataError(path, line, f"not valid UTF-8 ({err.reason}). Re-encode the file as UTF-8.")
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    lines = text.split("\n")
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def _read_lines(path: Path) -> List[str]:
+    """Read a text file as lines; blank lines raise DataError (never skipped).
+
+    A single trailing newline at the end of the file is allowed.
+    """
+    lines = _read_text(path).split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]

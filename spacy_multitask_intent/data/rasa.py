@@ -44,7 +44,7 @@ import yaml
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from .convert import ConvertStats, DataError, _blank_nlp, _finish, _progress, _set_ents
+from .convert import ConvertStats, DataError, _blank_nlp, _finish, _progress, _read_text, _set_ents
 
 # Rasa's own entity pattern (rasa/shared/nlu/training_data/entities_parser.py):
 # [entity_text]((entity_type(:entity_synonym)?)|{entity_dict})
@@ -156,13 +156,7 @@ def parse_rasa_example(
 
 
 def _load_yaml(path: Path):
-    if not path.is_file():
-        raise DataError(path, 0, "file not found. Check the input path.")
-    try:
-        text = path.read_text(encoding="utf8")
-    except UnicodeDecodeError as err:
-        line = path.read_bytes()[: err.start].count(b"\n") + 1
-        raise DataError(path, line, f"not valid UTF-8 ({err.reason}). Re-encode the file as UTF-8.")
+    text = _read_text(path)
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         return yaml.compose(text, Loader=loader)

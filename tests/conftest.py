@@ -60,13 +60,12 @@ def toy_examples(nlp, data=TOY):
     return out
 
 
-@pytest.fixture(scope="session")
-def tiny_bert(tmp_path_factory) -> Path:
-    """A random 2-layer BERT (hidden 32) with a WordPiece vocab, on disk."""
+def make_tiny_bert(path: Path, **config) -> Path:
+    """Write a random 2-layer BERT (hidden 32) with a WordPiece vocab over the
+    toy words to `path`; `config` overrides BertConfig settings (e.g. dropout)."""
     import torch
     from transformers import BertConfig, BertModel
 
-    path = tmp_path_factory.mktemp("tiny_bert")
     words = sorted({w for text, _, _ in TOY for w in text.split()})
     chars = [chr(c) for c in range(ord("a"), ord("z") + 1)] + list("0123456789.,'?!-")
     vocab = SPECIAL + words + chars + ["##" + c for c in chars]
@@ -75,7 +74,7 @@ def tiny_bert(tmp_path_factory) -> Path:
         '{"do_lower_case": true, "model_max_length": 512, "tokenizer_class": "BertTokenizer"}'
     )
     torch.manual_seed(0)
-    config = BertConfig(
+    settings = dict(
         vocab_size=len(vocab),
         hidden_size=32,
         num_hidden_layers=2,
@@ -83,8 +82,31 @@ def tiny_bert(tmp_path_factory) -> Path:
         intermediate_size=37,
         max_position_embeddings=512,
     )
-    BertModel(config).save_pretrained(str(path))
+    BertModel(BertConfig(**{**settings, **config})).save_pretrained(str(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A random 2-layer BERT (hidden 32) with a WordPiece vocab, on disk."""
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
+
+
+def ents(doc):
+    """(text, label) of each entity."""
+    return [(e.text, e.label_) for e in doc.ents]
+
+
+def intents(doc):
+    """The doc's gold intents (cats of 1.0), sorted."""
+    return sorted(k for k, v in doc.cats.items() if v == 1.0)
+
+
+def assert_error(excinfo, path, line: int):
+    """A DataError that names `path:line:`."""
+    message = str(excinfo.value)
+    assert f"{path}:{line}:" in message, message
+    assert excinfo.value.line == line
 
 
 PAPER = {"update_mode": "alternating", "intent_lr_factor": 0.1, "intent_weight": 1.0, "intent_loss": "sigmoid_sum"}

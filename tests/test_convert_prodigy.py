@@ -11,7 +11,7 @@ from spacy_multitask_intent.cli.convert import convert_cli
 from spacy_multitask_intent.data.convert import ConvertStats, DataError, convert
 from spacy_multitask_intent.data.prodigy import read_prodigy
 from spacy_multitask_intent.records import parse_texts, record_to_prodigy
-from conftest import TOY, fresh_nlp, toy_examples, train
+from conftest import TOY, assert_error, ents, fresh_nlp, intents, toy_examples, train
 
 OPTIONS = [{"id": i, "text": i} for i in ("add_to_cart", "product_search", "store_lookup", "order_status")]
 
@@ -24,20 +24,6 @@ def nlp():
 def write_jsonl(path: Path, rows) -> Path:
     path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n", encoding="utf8")
     return path
-
-
-def ents(doc):
-    return [(e.text, e.label_) for e in doc.ents]
-
-
-def intents(doc):
-    return sorted(k for k, v in doc.cats.items() if v == 1.0)
-
-
-def assert_error(excinfo, path, line: int):
-    message = str(excinfo.value)
-    assert f"{path}:{line}:" in message, message
-    assert excinfo.value.line == line
 
 
 def ner_row(text, spans, h, answer="accept", tokens=True):

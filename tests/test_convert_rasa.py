@@ -8,6 +8,7 @@ from spacy.tokens import DocBin
 from spacy_multitask_intent.cli.convert import convert_cli
 from spacy_multitask_intent.data.convert import ConvertStats, DataError, convert
 from spacy_multitask_intent.data.rasa import parse_rasa_example, read_rasa
+from conftest import assert_error, ents, intents
 
 # every syntax the converter reads; the line numbers below are this file's lines
 NLU = """\
@@ -57,20 +58,6 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf8")
     return path
-
-
-def ents(doc):
-    return [(e.text, e.label_) for e in doc.ents]
-
-
-def intents(doc):
-    return sorted(k for k, v in doc.cats.items() if v == 1.0)
-
-
-def assert_error(excinfo, path, line: int):
-    message = str(excinfo.value)
-    assert f"{path}:{line}:" in message, message
-    assert excinfo.value.line == line
 
 
 def test_every_syntax(tmp_path, nlp):

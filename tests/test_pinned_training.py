@@ -11,7 +11,7 @@ import random
 
 import pytest
 
-from conftest import SPECIAL, TOY, fresh_nlp, toy_examples, train
+from conftest import TOY, fresh_nlp, make_tiny_bert, toy_examples, train
 
 # Recorded at 9471b98 (see the module docstring).
 EXPECTED = {'alternating/sgd': {'losses': [[1.470922, 2.054104],
@@ -298,25 +298,9 @@ STEPS = 8
 @pytest.fixture(scope="module")
 def bert_no_dropout(tmp_path_factory):
     """The conftest tiny BERT, with hidden and attention dropout 0."""
-    import torch
-    from transformers import BertConfig, BertModel
-
-    path = tmp_path_factory.mktemp("tiny_bert_no_dropout")
-    words = sorted({w for text, _, _ in TOY for w in text.split()})
-    chars = [chr(c) for c in range(ord("a"), ord("z") + 1)] + list("0123456789.,'?!-")
-    vocab = SPECIAL + words + chars + ["##" + c for c in chars]
-    (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf8")
-    (path / "tokenizer_config.json").write_text(
-        '{"do_lower_case": true, "model_max_length": 512, "tokenizer_class": "BertTokenizer"}'
+    return make_tiny_bert(
+        tmp_path_factory.mktemp("tiny_bert_no_dropout"), hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
     )
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=37, max_position_embeddings=512,
-        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-    )
-    BertModel(config).save_pretrained(str(path))
-    return path
 
 
 def run(bert, cfg, loop):

@@ -27,7 +27,7 @@ from .guards import guard_forked_torch, predict_lock
 from .inference import enable_fast_predict, predict_heads
 from .layers import set_dropout
 from .loading import load_model_bytes
-from .losses import INTENT_LOSSES, _softmax, _softmax_xent, intent_activation, intent_probs, intent_xent
+from .losses import DEFAULT_INTENT_THRESHOLD, INTENT_LOSSES, _softmax, _softmax_xent, intent_activation, intent_probs, intent_xent
 from .model import encode
 from .scoring import decide_intents, score_intent_ner
 from .updates import LOSS_BALANCES, STRATEGIES, UPDATE_MODES
@@ -63,6 +63,7 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
         "loss_balance": "fixed",
         "cats_aggregation": "mean",
         "intent_thresholds": {},
+        "intent_threshold": None,
         "gating": {},
         "gate_thresholds": {},
         "bucket_size": 32,
@@ -93,6 +94,7 @@ def make_intent_ner(
     loss_balance: str,
     cats_aggregation: str,
     intent_thresholds: Dict[str, float],
+    intent_threshold: Optional[float],
     gating: Dict[str, List[str]],
     gate_thresholds: Dict[str, float],
     bucket_size: int,
@@ -111,6 +113,7 @@ def make_intent_ner(
         loss_balance=loss_balance,
         cats_aggregation=cats_aggregation,
         intent_thresholds=intent_thresholds,
+        intent_threshold=intent_threshold,
         gating=gating,
         gate_thresholds=gate_thresholds,
         bucket_size=bucket_size,
@@ -134,6 +137,7 @@ class IntentNER(TrainablePipe):
         loss_balance: str = "fixed",
         cats_aggregation: str = "mean",
         intent_thresholds: Optional[Dict[str, float]] = None,
+        intent_threshold: Optional[float] = None,
         gating: Optional[Dict[str, List[str]]] = None,
         gate_thresholds: Optional[Dict[str, float]] = None,
         bucket_size: int = 32,
@@ -165,6 +169,8 @@ class IntentNER(TrainablePipe):
             raise ValueError(f"intent_ner: intent_weight_warmup must be >= 0, got {intent_weight_warmup}")
         if intent_lr_factor < 0 or intent_weight < 0:
             raise ValueError("intent_ner: intent_lr_factor and intent_weight must be >= 0")
+        if intent_threshold is not None and not 0.0 < float(intent_threshold) <= 1.0:
+            raise ValueError(f"intent_ner: intent_threshold must be in (0, 1], got {intent_threshold}")
         if int(bucket_size) < 1:
             raise ValueError(f"intent_ner: bucket_size must be >= 1, got {bucket_size}")
         install_extensions()
@@ -192,6 +198,9 @@ class IntentNER(TrainablePipe):
             "loss_balance": loss_balance,
             "cats_aggregation": cats_aggregation,
             "intent_thresholds": dict(intent_thresholds or {}),
+            # Multi-label data: the threshold of an intent that has no
+            # calibrated one.  None: by head (DEFAULT_INTENT_THRESHOLD).
+            "intent_threshold": None if intent_threshold is None else float(intent_threshold),
             "gating": {k: list(v) for k, v in (gating or {}).items()},
             "gate_thresholds": dict(gate_thresholds or {}),
             # Inference: docs are sorted by length and encoded this many at a
@@ -226,6 +235,12 @@ class IntentNER(TrainablePipe):
     def intent_activation(self) -> str:
         """"softmax" or "sigmoid": how intent logits become scores."""
         return intent_activation(self.cfg.get("intent_loss", "sigmoid_sum"), self.cfg["multi_label"])
+
+    @property
+    def default_intent_threshold(self) -> float:
+        """Multi-label data: the threshold of an intent with no calibrated one."""
+        value = self.cfg.get("intent_threshold")
+        return DEFAULT_INTENT_THRESHOLD[self.intent_activation] if value is None else float(value)
 
     @property
     def uses_intents(self) -> bool:
@@ -573,13 +588,20 @@ class IntentNER(TrainablePipe):
             intent_labels=self.intent_labels if self.uses_intents else (),
             multi_label=self.cfg["multi_label"],
             thresholds=self.cfg["intent_thresholds"],
+            default_threshold=self.default_intent_threshold,
             **kwargs,
         )
 
     def decide_intents(self, doc: Doc) -> List[str]:
         """The intents predicted for a processed doc (thresholds from cfg)."""
         return sorted(
-            decide_intents(doc.cats, self.intent_labels, self.cfg["multi_label"], self.cfg["intent_thresholds"])
+            decide_intents(
+                doc.cats,
+                self.intent_labels,
+                self.cfg["multi_label"],
+                self.cfg["intent_thresholds"],
+                self.default_intent_threshold,
+            )
         )
 
 

@@ -73,6 +73,14 @@ def intent_activation(intent_loss: str, multi_label: bool) -> str:
     return "sigmoid"
 
 
+# The default decision threshold on multi-label data, by head.  A softmax head
+# trained towards an even split puts about 1/k on each of a query's k intents,
+# so 0.5 would drop one of two; 0.4 was the best of 0.2-0.5 on the pooled dev
+# sets of store lookup, ATIS and the merged ATIS+SNIPS set
+# (benchmarks/results/multidomain/threshold.md).
+DEFAULT_INTENT_THRESHOLD = {"sigmoid": 0.5, "softmax": 0.4}
+
+
 def intent_probs(logits: numpy.ndarray, activation: str) -> numpy.ndarray:
     """Intent scores from intent logits (per word)."""
     return _softmax(logits) if activation == "softmax" else _sigmoid(logits)

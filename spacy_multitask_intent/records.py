@@ -21,7 +21,6 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from .scoring import decide_intents
 
 COMPONENT = "intent_ner"
 
@@ -49,9 +48,7 @@ def doc_to_record(doc: Doc, pipe=None, tokens: bool = False) -> Dict[str, Any]:
         )
     scores = {k: round(float(v), 6) for k, v in sorted(doc.cats.items(), key=lambda kv: -kv[1])}
     if pipe is not None and scores:
-        intents = sorted(
-            decide_intents(doc.cats, pipe.intent_labels, pipe.cfg["multi_label"], pipe.cfg["intent_thresholds"])
-        )
+        intents = pipe.decide_intents(doc)
     else:
         intents = []
     record: Dict[str, Any] = {"text": doc.text, "entities": entities, "intents": intents, "intent_scores": scores}

@@ -11,11 +11,13 @@ def decide_intents(
     labels: Sequence[str],
     multi_label: bool,
     thresholds: Optional[Dict[str, float]] = None,
+    default: float = 0.5,
 ) -> Set[str]:
     """The set of intents a query is predicted to have.
 
     Single-label data: the argmax.  Multi-label data: every intent at or above
-    its threshold (default 0.5), and the argmax if none is.
+    its threshold (`thresholds[label]`, else `default`), and the argmax if
+    none is.
     """
     scored = {label: cats[label] for label in labels if label in cats}
     if not scored:
@@ -24,7 +26,7 @@ def decide_intents(
     if not multi_label:
         return {best}
     thresholds = thresholds or {}
-    chosen = {l for l, v in scored.items() if v >= thresholds.get(l, 0.5)}
+    chosen = {l for l, v in scored.items() if v >= thresholds.get(l, default)}
     return chosen or {best}
 
 
@@ -42,6 +44,7 @@ def score_intent_ner(
     intent_labels: Sequence[str] = (),
     multi_label: bool = False,
     thresholds: Optional[Dict[str, float]] = None,
+    default_threshold: float = 0.5,
     **cfg: Any,
 ) -> Dict[str, Any]:
     """ents_p/r/f (+ per type), cats micro/macro F, intent_acc and frame_acc.
@@ -66,7 +69,7 @@ def score_intent_ner(
         scores["cats_macro_auc"] = cats.get("cats_macro_auc")
         n_intent = n_frame = 0
         for eg in examples:
-            pred = decide_intents(eg.predicted.cats, intent_labels, multi_label, thresholds)
+            pred = decide_intents(eg.predicted.cats, intent_labels, multi_label, thresholds, default_threshold)
             intent_ok = pred == gold_intents(eg.reference.cats)
             n_intent += intent_ok
             n_frame += intent_ok and _ent_set(eg.predicted) == _ent_set(eg.reference)

@@ -111,7 +111,7 @@ def test_calibrate_leaves_rare_intents_and_labels_at_the_default(toy_nlp):
     assert set(result["intent_thresholds"]) == {"store_lookup"}
     assert result["not_calibrated"]["intents"] == {"add_to_cart": 2, "product_search": 2}
     proc = toy_nlp.get_pipe("intent_ner")
-    assert "add_to_cart" not in proc.cfg["intent_thresholds"]  # decide_intents uses 0.5
+    assert "add_to_cart" not in proc.cfg["intent_thresholds"]  # decide_intents uses the default
     assert proc.cfg["gating"] == {"STORE": ["store_lookup"]}
     # Above the STORE support: no inferred gating, no gate threshold.
     toy_nlp.get_pipe("intent_ner").cfg["gating"] = {}

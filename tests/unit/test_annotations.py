@@ -147,3 +147,36 @@ def test_intent_thresholds_decide_intents():
     assert pipe.decide_intents(doc) == ["add_to_cart"]
     pipe.cfg["intent_thresholds"] = {"store_lookup": 0.7}
     assert pipe.decide_intents(doc) == ["add_to_cart", "store_lookup"]
+
+
+@pytest.mark.parametrize(
+    "cfg,expected",
+    [
+        # softmax head: two intents share the mass, 0.45 and 0.42; the default 0.4 keeps both
+        ({}, ["add_to_cart", "store_lookup"]),
+        # the paper's sigmoid head: the default is 0.5, so only the argmax
+        ({"intent_loss": "sigmoid_sum"}, ["store_lookup"]),
+        # an explicit default, and a calibrated threshold over it
+        ({"intent_threshold": 0.44}, ["store_lookup"]),
+        ({"intent_threshold": 0.3, "intent_thresholds": {"add_to_cart": 0.5}}, ["store_lookup"]),
+    ],
+)
+def test_default_intent_threshold_follows_the_head(cfg, expected):
+    nlp, pipe = make_pipe(**cfg)
+    pipe.cfg["multi_label"] = True
+    doc = Doc(nlp.vocab, words="find store and add pie".split())
+    annotate(pipe, doc, tag_probs(pipe, ["O"] * 5), intent_rows([[0.42, 0.13, 0.45]] * 5))
+    assert pipe.decide_intents(doc) == expected
+    # score() decides by the same rule: the gold pair is right only if both are kept
+    from spacy.training import Example
+
+    gold = Doc(nlp.vocab, words=doc.text.split())
+    gold.cats = {"add_to_cart": 1.0, "product_search": 0.0, "store_lookup": 1.0}
+    scores = pipe.score([Example(doc, gold)])
+    assert scores["intent_acc"] == (1.0 if len(expected) == 2 else 0.0)
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.1, 1.5])
+def test_intent_threshold_out_of_range_is_refused(bad):
+    with pytest.raises(ValueError, match="intent_threshold must be in"):
+        make_pipe(intent_threshold=bad)

@@ -299,6 +299,10 @@ def test_decide_intents():
     assert decide_intents(cats, LABELS, True, {"c": 0.05}) == {"a", "b", "c"}
     # Nothing above threshold: argmax fallback.
     assert decide_intents({"a": 0.2, "b": 0.4, "c": 0.3}, LABELS, True) == {"b"}
+    # The default threshold applies to labels without one of their own.
+    assert decide_intents({"a": 0.45, "b": 0.42, "c": 0.13}, LABELS, True) == {"a"}
+    assert decide_intents({"a": 0.45, "b": 0.42, "c": 0.13}, LABELS, True, default=0.4) == {"a", "b"}
+    assert decide_intents({"a": 0.45, "b": 0.42, "c": 0.13}, LABELS, True, {"b": 0.5}, default=0.4) == {"a"}
     # Labels outside `labels` are ignored; no scores -> empty.
     assert decide_intents({"z": 0.99, "a": 0.1}, LABELS, False) == {"a"}
     assert decide_intents({}, LABELS, True) == set()

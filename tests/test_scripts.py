@@ -45,3 +45,32 @@ def test_labels_by_intent_counts_each_part_of_a_multi_intent_query(tmp_path):
     assert seen["flight"] == {"CITY", "DATE"}
     assert seen["fare"] == {"DATE"}
     assert "CITY" not in seen["fare"]
+
+
+def _doc(vocab, words, ents):
+    doc = Doc(vocab, words=words)
+    doc.ents = [Span(doc, s, e, label=l) for s, e, l in ents]
+    return doc
+
+
+def test_ambiguous_subsets_follow_the_entity_text():
+    amb = _load("ambiguous_subset")
+    vocab = spacy.blank("en").vocab
+    train = [
+        _doc(vocab, "pickup at orange store".split(), [(2, 3, "STORE")]),
+        _doc(vocab, "buy orange juice".split(), [(1, 3, "PRODUCT")]),
+        _doc(vocab, "this jacket in orange".split(), []),
+        _doc(vocab, "hours of the austin store".split(), [(3, 4, "STORE")]),
+    ]
+    words, spans = amb.word_labels(train), amb.span_labels(train)
+    assert spans["orange"] == {"STORE", "O"} and spans["orange juice"] == {"PRODUCT"}
+    assert "jacket in orange" in spans and "store" in spans
+    # "orange" as a STORE: its text is no entity in train -> every subset
+    m = amb.subsets(words, spans, _doc(vocab, "orange store hours".split(), [(0, 1, "STORE")]))
+    assert m == {"all": True, "ambiguous": True, "entity-or-nothing": True, "word-level": True}
+    # "austin" is only ever a STORE: in none
+    m = amb.subsets(words, spans, _doc(vocab, "austin store hours".split(), [(0, 1, "STORE")]))
+    assert m == {"all": True, "ambiguous": False, "entity-or-nothing": False, "word-level": False}
+    # "orange juice" is only ever a PRODUCT as a whole, but its word "orange" is not
+    m = amb.subsets(words, spans, _doc(vocab, "add orange juice".split(), [(1, 3, "PRODUCT")]))
+    assert m == {"all": True, "ambiguous": False, "entity-or-nothing": False, "word-level": True}

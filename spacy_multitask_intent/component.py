@@ -160,9 +160,9 @@ class IntentNER(TrainablePipe):
             raise ValueError(f"intent_ner: intent_loss must be one of {INTENT_LOSSES}, got '{intent_loss}'")
         if loss_balance not in LOSS_BALANCES:
             raise ValueError(f"intent_ner: loss_balance must be one of {LOSS_BALANCES}, got '{loss_balance}'")
-        if loss_balance == "uncertainty" and update_mode != "joint":
+        if loss_balance != "fixed" and update_mode != "joint":
             raise ValueError(
-                "intent_ner: loss_balance = \"uncertainty\" weighs the two losses of one joint "
+                f"intent_ner: loss_balance = \"{loss_balance}\" combines the two losses of one joint "
                 f"pass; it needs update_mode = \"joint\", got '{update_mode}'"
             )
         if int(intent_weight_warmup) < 0:
@@ -195,6 +195,8 @@ class IntentNER(TrainablePipe):
             "intent_weight_warmup": int(intent_weight_warmup),
             # "uncertainty": joint loss = sum_t exp(-s_t) L_t + s_t with a
             # learned log-variance s_t per task (Kendall et al., 2018).
+            # "pcgrad": at each word vector, the intent gradient loses its
+            # component against the NER gradient (updates.project_conflicting).
             "loss_balance": loss_balance,
             "cats_aggregation": cats_aggregation,
             "intent_thresholds": dict(intent_thresholds or {}),

@@ -7,7 +7,9 @@ alternating: NER forward+backward, then intent forward+backward, each
   (spaCy's training loop), both passes run at the batch's weights and
   finish_update() applies the two steps in order.
 joint: one pass through the model's forward, loss = ner + intent_weight x
-  intent (optionally balanced by learned uncertainties, Kendall et al., 2018).
+  intent (optionally balanced by learned uncertainties, Kendall et al., 2018,
+  or with PCGrad's projection of the intent gradient at the shared word
+  vectors: `loss_balance = "pcgrad"`).
 ner_only: the NER pass alone; the intent head is never touched.
 
 A strategy holds no state of its own: the pipe keeps the pending gradients,
@@ -24,7 +26,7 @@ from .layers import torch_modules
 from .model import encode
 
 UPDATE_MODES = ("alternating", "joint", "ner_only")
-LOSS_BALANCES = ("fixed", "uncertainty")
+LOSS_BALANCES = ("fixed", "uncertainty", "pcgrad")
 INTENT_KEY_SUFFIX = "::intent"  # optimizer keys of the intent step's own Adam state
 
 
@@ -130,10 +132,44 @@ class Alternating:
         _intent_step(pipe, sgd)
 
 
+def project_conflicting(g_intent: numpy.ndarray, g_ner: numpy.ndarray) -> numpy.ndarray:
+    """PCGrad's projection (Yu et al., 2020), row by row: where a word's
+    intent gradient points against its NER gradient (negative dot product),
+    its component along the NER gradient is removed, so the intent task can
+    no longer undo the NER step at that word.  The NER gradient is kept whole
+    (the product's promise is that intents never cost entities)."""
+    dot = (g_intent * g_ner).sum(axis=1, keepdims=True)
+    norm = (g_ner * g_ner).sum(axis=1, keepdims=True)
+    coef = numpy.where(dot < 0, dot / numpy.maximum(norm, 1e-12), 0.0).astype(g_intent.dtype)
+    return g_intent - coef * g_ner
+
+
+def _pcgrad_pass(pipe, docs, examples, targets, w_ner: float, w: float) -> Tuple[float, float]:
+    """The joint pass with the two heads' gradients at the word vectors
+    combined by `project_conflicting` before the encoder's backward pass."""
+    ops = pipe.model.ops
+    X, lengths, bp_X = encode(pipe.model, docs, True)
+    ner, bp_ner = pipe.model.get_ref("ner_head")(X, True)
+    intent, bp_intent = pipe.model.get_ref("intent_head")(X, True)
+    (ner_loss, intent_loss), (d_ner, d_intent) = pipe.get_loss(
+        examples, (ops.to_numpy(ner), ops.to_numpy(intent)), targets=targets
+    )
+    g_ner = bp_ner(ops.asarray2f(d_ner * w_ner))
+    g_intent = bp_intent(ops.asarray2f(d_intent * w))
+    projected = project_conflicting(ops.to_numpy(g_intent), ops.to_numpy(g_ner))
+    bp_X(g_ner + ops.asarray2f(projected))
+    return ner_loss * w_ner, intent_loss * w
+
+
 class Joint:
     @staticmethod
     def update(pipe, docs, examples, targets, sgd) -> Tuple[float, float]:
         ops = pipe.model.ops
+        if pipe.cfg.get("loss_balance") == "pcgrad":
+            losses = _pcgrad_pass(pipe, docs, examples, targets, 1.0, pipe.cfg["intent_weight"] * warmup(pipe))
+            if sgd not in (None, False):
+                Joint.finish_update(pipe, sgd)
+            return losses
         (ner_out, intent_out), backprop = pipe.model(docs, is_train=True)
         lengths = [len(x) for x in ner_out]
         scores = (ops.to_numpy(ops.flatten(ner_out)), ops.to_numpy(ops.flatten(intent_out)))

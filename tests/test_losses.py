@@ -82,6 +82,15 @@ def test_uncertainty_weighting_learns_log_variances_and_needs_joint(tiny_bert):
     assert history[-1]["intent_ner"] < history[0]["intent_ner"]
 
 
+def test_pcgrad_trains_both_heads_and_needs_joint(tiny_bert):
+    with pytest.raises(ValueError, match="joint"):
+        fresh_nlp(tiny_bert, update_mode="alternating", loss_balance="pcgrad")
+    nlp = fresh_nlp(tiny_bert, update_mode="joint", loss_balance="pcgrad", intent_loss="softmax")
+    history = train(nlp, toy_examples(nlp), steps=20)
+    assert history[-1]["intent_ner_ner"] < history[0]["intent_ner_ner"]
+    assert history[-1]["intent_ner_intent"] < history[0]["intent_ner_intent"]
+
+
 @pytest.mark.parametrize("bad", [{"intent_loss": "hinge"}, {"loss_balance": "gradnorm"}, {"intent_weight_warmup": -1}])
 def test_bad_loss_settings_are_refused(tiny_bert, bad):
     from conftest import build_nlp

@@ -108,3 +108,20 @@ def test_softmax_soft_xent_gradient_matches_finite_differences():
     logp = numpy.log(numpy.exp(logits) / numpy.exp(logits).sum(1, keepdims=True))
     rows = [-logp[0, 1], -logp[1, 2], -logp[2, 0], -0.5 * logp[3, 3] - 0.5 * logp[3, 0]]
     assert loss == pytest.approx(numpy.mean(rows), rel=1e-4)
+
+
+def test_project_conflicting_removes_only_the_opposing_part():
+    from spacy_multitask_intent.updates import project_conflicting
+
+    g_ner = numpy.array([[1.0, 0.0], [1.0, 0.0], [0.0, 2.0], [0.0, 0.0]], "f")
+    g_int = numpy.array([[-1.0, 1.0], [1.0, 1.0], [3.0, -4.0], [5.0, 5.0]], "f")
+    out = project_conflicting(g_int, g_ner)
+    # row 0 conflicts: the part along g_ner goes, the orthogonal part stays
+    assert out[0].tolist() == pytest.approx([0.0, 1.0])
+    # row 1 agrees with the NER gradient: unchanged
+    assert out[1].tolist() == pytest.approx([1.0, 1.0])
+    # row 2 conflicts: projected onto the plane normal to g_ner
+    assert out[2].tolist() == pytest.approx([3.0, 0.0])
+    # a zero NER gradient cannot conflict
+    assert out[3].tolist() == pytest.approx([5.0, 5.0])
+    assert ((out * g_ner).sum(axis=1) >= -1e-6).all()

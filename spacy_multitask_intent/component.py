@@ -328,7 +328,8 @@ class IntentNER(TrainablePipe):
         if runtime is None:
             guard_forked_torch(self.model.ops.device_type == "gpu")
         docs = list(docs)
-        ner_out: List[numpy.ndarray] = [numpy.zeros((len(d), len(self.tags)), "f") for d in docs]
+        n_tags = len(self.tags)
+        ner_out: List[numpy.ndarray] = [numpy.zeros((len(d), n_tags), "f") for d in docs]
         intent_out: List[Optional[numpy.ndarray]] = [None] * len(docs)
         # A doc of whitespace only has nothing to tag or classify: it gets no
         # entities and no intent scores (rather than scores read off a space).

@@ -79,7 +79,9 @@ REPORTS = {
             "0",
             "ner_only,joint+intent_weight=0.5,joint+intent_weight=0.5+intent_loss=softmax,"
             "joint+intent_weight=0.5+intent_loss=sigmoid_mean,joint+intent_weight=2.0+intent_loss=sigmoid_mean,"
-            "joint+intent_weight=0.5+intent_weight_warmup=300,joint+intent_weight=0.5+loss_balance=uncertainty",
+            "joint+intent_weight=0.5+intent_weight_warmup=300,joint+intent_weight=0.5+loss_balance=uncertainty,"
+            "joint+intent_weight=0.1+intent_loss=softmax,joint+intent_weight=0.2+intent_loss=softmax,"
+            "joint+intent_weight=0.5+intent_loss=softmax+loss_balance=pcgrad",
         ),
     },
 }

@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Sequence
 
 from wasabi import msg
 
-from .configs import merge_config
+from .configs import corpus_is_multi_label, exclusive_textcat, merge_config
 from .evaluate import evaluate
 
 METRICS = [
@@ -27,7 +27,7 @@ DEFAULT_VARIANTS = {
     "ner_only": ("multitask.cfg", "ner_only.cfg"),
     "alternating": ("multitask.cfg", "paper.cfg"),  # the paper's exact setting
     "joint": ("multitask.cfg", "joint.cfg"),
-    "stock": ("stock.cfg", None),
+    "stock": ("stock.cfg", None),  # textcat_multilabel; exclusive textcat on single-label data
     "default": ("multitask.cfg", None),  # the shipped default (joint, intent_weight 0.5, softmax intents)
 }
 
@@ -176,6 +176,12 @@ def run_compare(
     for spec, name, settings in parsed:
         base, variant = DEFAULT_VARIANTS[name]
         config = merge_config(configs_dir / base, configs_dir / variant if variant else None)
+        if "textcat_multilabel" in config.get("components", {}) and not collect_only:
+            # The stock peer: exclusive textcat (softmax, scored by argmax) on
+            # single-label data, as intent_ner decides from the training corpus.
+            if not corpus_is_multi_label(train):
+                config = exclusive_textcat(config)
+                msg.info(f"{spec}: every training query has one intent: exclusive textcat")
         cfg_path = output_dir / "configs" / f"{spec}.cfg"
         cfg_path.parent.mkdir(parents=True, exist_ok=True)
         config.to_disk(cfg_path, interpolate=False)

@@ -15,3 +15,53 @@ def merge_config(base: Path, variant: Optional[Path] = None) -> Config:
     if variant is not None:
         config = config.merge(Config().from_disk(variant, interpolate=False))
     return config
+
+
+def corpus_is_multi_label(path: Path) -> bool:
+    """Whether a training corpus (.spacy) is multi-label, decided as intent_ner
+    decides it in initialize: some doc with intents (doc.cats) has a number of
+    gold intents (cats >= 0.5) other than one."""
+    import spacy
+    from spacy.tokens import DocBin
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"Training corpus not found: {path}")
+    vocab = spacy.blank("en").vocab
+    for doc in DocBin().from_disk(path).get_docs(vocab):
+        if doc.cats and sum(v >= 0.5 for v in doc.cats.values()) != 1:
+            return True
+    return False
+
+
+def exclusive_textcat(config: Config) -> Config:
+    """The stock config with its `textcat_multilabel` (sigmoid, multi-label)
+    swapped for spaCy's exclusive `textcat` (softmax, one intent per query):
+    the same model, listener and place in the pipeline, for single-label data.
+    A config without textcat_multilabel is returned unchanged."""
+    config = config.copy()
+    components = config.get("components", {})
+    if "textcat_multilabel" not in components:
+        return config
+    block = components.pop("textcat_multilabel")
+    block["factory"] = "textcat"
+    block["scorer"] = {"@scorers": "spacy.textcat_scorer.v2"}
+    block["threshold"] = 0.0  # textcat's own default; its decision is the argmax
+    block["model"]["exclusive_classes"] = True
+    components["textcat"] = block
+    config["nlp"]["pipeline"] = [
+        "textcat" if name == "textcat_multilabel" else name for name in config["nlp"]["pipeline"]
+    ]
+    frozen = config.get("training", {}).get("frozen_components", [])
+    config["training"]["frozen_components"] = ["textcat" if n == "textcat_multilabel" else n for n in frozen]
+    return config
+
+
+def stock_config(base: Path, train: Optional[Path]) -> Config:
+    """The stock peer's config for a training corpus: `textcat_multilabel` on
+    multi-label data (or when `train` is None), exclusive `textcat` when every
+    training query has exactly one intent."""
+    config = merge_config(base)
+    if train is not None and not corpus_is_multi_label(train):
+        config = exclusive_textcat(config)
+    return config

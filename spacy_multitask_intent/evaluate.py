@@ -39,25 +39,45 @@ def evaluate(model: Path, data: Path, batch_size: int = 256) -> Dict:
 
 def _textcat_intent_scores(nlp, examples, batch_size: int) -> Dict:
     """intent_acc / frame_acc for a pipeline without intent_ner (the stock
-    peer: ner + textcat_multilabel), scored exactly as intent_ner's are.
+    peer: ner + textcat or textcat_multilabel), scored as intent_ner's are.
 
-    The intent decision is the multi-label rule (every label >= 0.5, the
-    argmax if none is), i.e. textcat_multilabel's own threshold.
+    The intent decision follows the pipe: an exclusive `textcat` (softmax,
+    one intent per query: the stock peer on single-label data) takes the
+    argmax, as intent_ner does on single-label data; `textcat_multilabel`
+    (the stock peer on multi-label data, and older saved stock models) takes
+    the multi-label rule (every label >= 0.5, the argmax if none is), i.e.
+    its own threshold.
     """
     from spacy.training import Example
 
     from .scoring import score_intent_ner
 
-    labels = sorted(
-        {l for name in nlp.pipe_names if name.startswith("textcat")
-         for l in nlp.get_pipe(name).labels}
-    )
+    pipes = textcat_pipes(nlp)
+    labels = sorted({l for pipe in pipes for l in pipe.labels})
     if not labels:
         return {}
+    multi_label = any(_is_multi_label(pipe) for pipe in pipes)
     docs = nlp.pipe((eg.predicted.copy() for eg in examples), batch_size=batch_size)
     scored = [Example(doc, eg.reference) for doc, eg in zip(docs, examples)]
-    s = score_intent_ner(scored, intent_labels=labels, multi_label=True)
+    s = score_intent_ner(scored, intent_labels=labels, multi_label=multi_label)
     return {"intent_acc": s["intent_acc"], "frame_acc": s["frame_acc"]}
+
+
+def textcat_pipes(nlp) -> list:
+    """The pipeline's text classifiers (textcat, textcat_multilabel, ...)."""
+    from spacy.pipeline import TextCategorizer
+
+    return [pipe for _, pipe in nlp.pipeline if isinstance(pipe, TextCategorizer)]
+
+
+def _is_multi_label(pipe) -> bool:
+    """textcat_multilabel (or a textcat whose model is not exclusive) is
+    multi-label; spaCy's `textcat` with exclusive classes is not."""
+    from spacy.pipeline import MultiLabel_TextCategorizer
+
+    if isinstance(pipe, MultiLabel_TextCategorizer):
+        return True
+    return bool(pipe.model.attrs.get("multi_label", False))
 
 
 def _pct(value) -> str:

@@ -822,7 +822,7 @@ def _run_ray(model, shards, output, *, address, workers, threads, text_column, i
         )
         map_args = dict(
             fn_constructor_kwargs=dict(model=model, text_column=text_column, batch_size=batch_size, max_bytes=max_bytes, threads=threads),
-            concurrency=workers,
+            compute=ray.data.ActorPoolStrategy(size=workers),  # a fixed pool: one pipeline per actor
             num_cpus=threads,
             batch_size=None,  # one shard per call: a shard is the unit of retry
             batch_format="pyarrow",

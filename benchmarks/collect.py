@@ -51,12 +51,16 @@ REPORTS = {
             "ner_only,joint+intent_weight=0.5,ner_only+training.max_steps=3000,"
             "joint+intent_weight=0.5+training.max_steps=3000",
         ),
-        "intent_loss_seed0": ("0", "ner_only,joint+intent_weight=0.5,joint+intent_weight=0.5+intent_loss=softmax"),
+        "intent_loss_seed0": (
+            "0", "ner_only,joint+intent_weight=0.5,joint+intent_weight=0.5+intent_loss=softmax,joint+intent_weight=0.1+intent_loss=softmax"
+        ),
         # NER-only seed 0 trained again with the current code (its first models were not kept)
         "ner_only_retrained": ("0", "ner_only,ner_only+training.max_steps=1500"),
     },
     "snips": {
-        "intent_loss_seed0": ("0", "ner_only,joint+intent_weight=0.5,joint+intent_weight=0.5+intent_loss=auto"),
+        "intent_loss_seed0": (
+            "0", "ner_only,joint+intent_weight=0.5,joint+intent_weight=0.5+intent_loss=auto,joint+intent_weight=0.1+intent_loss=softmax"
+        ),
         "compare": (
             "0,1,2",
             "ner_only,joint+intent_weight=0.1,joint+intent_weight=0.5,alternating,stock,"

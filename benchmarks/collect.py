@@ -27,7 +27,10 @@ from spacy_multitask_intent import results_table  # noqa: E402
 # dataset -> report name -> (seeds, variants in row order)
 REPORTS = {
     "store_lookup": {
-        "compare": ("0,1,2", "ner_only,alternating,joint,stock"),
+        "compare": (
+            "0,1,2",
+            "ner_only,alternating,joint,stock,joint+intent_weight=0.5+intent_loss=softmax,joint+intent_weight=0.1+intent_loss=softmax",
+        ),
     },
     "atis": {
         "compare": ("0,1,2", "ner_only,joint+intent_weight=0.1,alternating,stock"),

@@ -22,6 +22,7 @@ from spacy_multitask_intent.data.generate import (
     SUFFIXES,
     generate,
     held_out_stores,
+    held_out_templates,
     write_splits,
 )
 
@@ -214,6 +215,38 @@ def test_hard_held_out_stores_only_in_dev_and_test(hard_splits):
     assert len(set(held) & set(stores)) >= 0.75 * len(held), set(held) - set(stores)
     unseen = sum(t in held for t in stores) / len(stores)
     assert 0.3 < unseen < 0.7, unseen
+
+
+def _template_re(template):
+    """A template as a regex on lowercased text (any slot filling, any prefix
+    and suffix; a query with a typo in the template's words does not match)."""
+    prefixes = "|".join(re.escape(p) for p, _ in PREFIXES if p)
+    suffixes = "|".join(re.escape(s) for s, _ in SUFFIXES if s)
+    body = ".+?".join(re.escape(part) for part in re.split(r"\{\w+\}", template))
+    return re.compile(rf"^(?:{prefixes})?{body}(?:{suffixes})?$")
+
+
+def test_hard_held_out_templates_only_in_dev_and_test(hard_splits):
+    held = held_out_templates(0)
+    assert held == held_out_templates(0)
+    for intent, templates in HARD_TEMPLATES.items():
+        assert 0 < len(held[intent]) < len(templates) / 2 and set(held[intent]) <= set(templates)
+    held_res = {i: [_template_re(t) for t in held[i]] for i in held}
+    seen_res = {i: [_template_re(t) for t in HARD_TEMPLATES[i] if t not in held[i]] for i in held}
+
+    def matches(rec, res):
+        return any(r.match(rec["text"].lower()) for r in res[rec["intents"][0]])
+
+    single = {k: [r for r in v if len(r["intents"]) == 1] for k, v in hard_splits.items()}
+    # a train query (without typos) that fits a held-out phrasing also fits a
+    # seen one ("directions to the X store" fits "directions to {store}" too)
+    vocab = _vocabulary()
+    for r in single["train"]:
+        if all(w in vocab for w in re.findall(r"[a-z0-9]+", r["text"].lower())) and matches(r, held_res):
+            assert matches(r, seen_res), r
+    evaluated = single["dev"] + single["test"]
+    only_held = [r for r in evaluated if matches(r, held_res) and not matches(r, seen_res)]
+    assert len(only_held) > 0.2 * len(evaluated), len(only_held)
 
 
 def _unlabelled_text(rec):

@@ -20,8 +20,9 @@ of the same task: more place names that are also products (``mayo``,
 ``turkey``, ``salt lake city``, ``jersey city``, ...), short store queries
 without the word "store" ("mayo hours"), non-store queries that name a store
 ("return the ham to the ham lake store": the place stays unlabelled, because
-``STORE`` is tagged only in store-lookup queries), store names held out of
-training (:func:`held_out_stores`: they occur only in dev/test), and more
+``STORE`` is tagged only in store-lookup queries), store names and phrasings
+held out of training (:func:`held_out_stores`, :func:`held_out_templates`:
+they occur only in dev/test), and more
 typos (also inside entities) and all-lowercase queries. The default split is
 unchanged by the option.
 """
@@ -215,6 +216,8 @@ HARD_COLOR_WORDS = COLOR_WORDS + ("cranberry", "almond", "avocado", "turkey red"
 # and the share of dev/test store mentions drawn from the held-out names.
 HARD_HOLDOUT_FRAC = 0.25
 HARD_HELD_OUT_SHARE = 0.5
+# Likewise a quarter of each intent's templates (phrasings) are held out of
+# train, and half of the dev/test queries use one of them.
 # Extra templates: short store queries without the word "store", and
 # non-store queries that name a store or a place (unlabelled there).
 HARD_EXTRA_TEMPLATES: Dict[str, Tuple[str, ...]] = {
@@ -428,12 +431,29 @@ def held_out_stores(seed: int = 0) -> Tuple[str, ...]:
     return tuple(sorted(rng.sample(ambiguous, k_amb) + rng.sample(list(HARD_PLAIN_STORES), k_plain)))
 
 
-class _HardPools:
-    """The hard split's pickers: train draws store and place names from the
-    seen names only; dev/test draw half of them from the held-out names."""
+def held_out_templates(seed: int = 0) -> Dict[str, Tuple[str, ...]]:
+    """Templates (phrasings) of the hard split that occur only in dev/test:
+    a seeded, deterministic quarter of each intent's templates."""
+    rng = random.Random(f"store-lookup-hard-held-out-templates-{seed}")
+    return {
+        intent: tuple(sorted(rng.sample(list(templates), max(1, round(HARD_HOLDOUT_FRAC * len(templates))))))
+        for intent, templates in HARD_TEMPLATES.items()
+    }
 
-    def __init__(self, held_out: Sequence[str]):
+
+class _HardPools:
+    """The hard split's pickers: train draws templates, store and place names
+    from the seen ones only; dev/test draw half of them from the held-out ones."""
+
+    def __init__(self, held_out: Sequence[str], held_out_templates: Dict[str, Tuple[str, ...]]):
         held = set(held_out)
+        self.templates = {
+            intent: (
+                [t for t in templates if t not in held_out_templates[intent]],
+                list(held_out_templates[intent]),
+            )
+            for intent, templates in HARD_TEMPLATES.items()
+        }
         self.seen = (
             [n for n, _ in HARD_AMBIGUOUS_STORES if n not in held],
             [n for n in HARD_PLAIN_STORES if n not in held],
@@ -444,6 +464,14 @@ class _HardPools:
         )
         self.products = [p for _, ps in HARD_AMBIGUOUS_STORES for p in ps]
         self.eval_phase = False
+
+    def template(self, intent: str, rng: random.Random, among: Optional[Sequence[str]] = None) -> str:
+        seen, held = self.templates[intent]
+        if among is not None:
+            seen, held = [t for t in seen if t in among], [t for t in held if t in among]
+        if self.eval_phase and held and rng.random() < HARD_HELD_OUT_SHARE:
+            return rng.choice(held)
+        return rng.choice(seen)
 
     def store(self, rng: random.Random) -> str:
         ambiguous, plain = self.seen
@@ -482,13 +510,13 @@ def _case_hard(text: str, rng: random.Random) -> str:
 def _one_hard(rng: random.Random, pools: _HardPools) -> dict:
     r = rng.random()
     if r < HARD_MULTI_RATE:
-        a = pools.render(rng.choice(HARD_TEMPLATES["store_lookup"]), rng)
-        b = pools.render(rng.choice(TEMPLATES["product_search"][:6]), rng)
+        a = pools.render(pools.template("store_lookup", rng), rng)
+        b = pools.render(pools.template("product_search", rng, among=TEMPLATES["product_search"][:6]), rng)
         pieces = a + [(rng.choice((" and ", " also ", ", and ")), None)] + b
         intents = ["store_lookup", "product_search"]
     else:
         intent = "store_lookup" if r < 0.45 else rng.choice(INTENTS[1:])
-        pieces = pools.render(rng.choice(HARD_TEMPLATES[intent]), rng)
+        pieces = pools.render(pools.template(intent, rng), rng)
         intents = [intent]
     pieces = [(_weighted(rng, PREFIXES), None)] + pieces + [(_weighted(rng, SUFFIXES), None)]
     if rng.random() < HARD_TYPO_RATE:
@@ -521,8 +549,9 @@ def generate(n: int = 3000, seed: int = 0, hard: bool = False, n_train: Optional
 
     ``hard``: the harder split (see the module docstring). Its first
     ``n_train`` records (default: the 70% that :func:`write_splits` makes the
-    train split) never name a store of :func:`held_out_stores`; the rest draw
-    half of their store and place names from them."""
+    train split) never name a store of :func:`held_out_stores` nor use a
+    template of :func:`held_out_templates`; the rest draw half of their
+    templates and of their store and place names from those."""
     import spacy
 
     if n_train is None:
@@ -531,7 +560,7 @@ def generate(n: int = 3000, seed: int = 0, hard: bool = False, n_train: Optional
         raise ValueError(f"n_train must be in [0, n={n}], got {n_train}")
     nlp = spacy.blank("en")
     rng = random.Random(seed)
-    pools = _HardPools(held_out_stores(seed)) if hard else None
+    pools = _HardPools(held_out_stores(seed), held_out_templates(seed)) if hard else None
     seen = set()
     records: List[dict] = []
     attempts = 0

@@ -212,12 +212,11 @@ HARD_AMBIGUOUS_STORES = AMBIGUOUS_STORES + HARD_EXTRA_AMBIGUOUS
 HARD_PLAIN_STORES = PLAIN_STORES + ("phoenix", "dallas", "tulsa", "spokane", "akron", "provo", "fargo", "salem")
 # store-like words used as plain words (colours), unlabelled in "in {word}"
 HARD_COLOR_WORDS = COLOR_WORDS + ("cranberry", "almond", "avocado", "turkey red", "salt and pepper")
-# Share of each kind of store name that never occurs in train (dev/test only),
-# and the share of dev/test store mentions drawn from the held-out names.
+# Share of each kind of store name, and of each intent's templates, that never
+# occurs in train (dev/test only), and the share of dev/test store/place names
+# and templates drawn from the held-out ones.
 HARD_HOLDOUT_FRAC = 0.25
 HARD_HELD_OUT_SHARE = 0.5
-# Likewise a quarter of each intent's templates (phrasings) are held out of
-# train, and half of the dev/test queries use one of them.
 # Extra templates: short store queries without the word "store", and
 # non-store queries that name a store or a place (unlabelled there).
 HARD_EXTRA_TEMPLATES: Dict[str, Tuple[str, ...]] = {

@@ -31,4 +31,4 @@ test-fast: $(STAMP)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q tests/unit
 
 clean:
-	rm -rf $(VENV) corpus training metrics packages assets/store_lookup assets/atis assets/snips
+	rm -rf $(VENV) corpus training metrics packages assets/store_lookup assets/store_lookup_hard assets/atis assets/snips

@@ -74,3 +74,21 @@ def test_ambiguous_subsets_follow_the_entity_text():
     # "orange juice" is only ever a PRODUCT as a whole, but its word "orange" is not
     m = amb.subsets(words, spans, _doc(vocab, "add orange juice".split(), [(1, 3, "PRODUCT")]))
     assert m == {"all": True, "ambiguous": False, "entity-or-nothing": False, "word-level": True}
+
+
+def test_hard_split_subsets():
+    hs = _load("hard_split_subsets")
+    records = [
+        # Plano is held out of train for data seed 0, and so is "is {store} open"
+        {"text": "is plano open", "spans": [{"start": 3, "end": 8, "label": "STORE"}], "intents": ["store_lookup"]},
+        {"text": "hey what time does the orange store open", "spans": [{"start": 23, "end": 29, "label": "STORE"}],
+         "intents": ["store_lookup"]},
+        {"text": "add plums to my cart", "spans": [{"start": 4, "end": 9, "label": "PRODUCT"}], "intents": ["add_to_cart"]},
+    ]
+    groups = hs.subsets(records, data_seed=0)
+    assert groups == {"all": [0, 1, 2], "unseen store": [0], "seen store": [1], "unseen phrasing": [0]}
+    gold = [{(3, 8, "STORE")}, {(23, 29, "STORE")}, {(4, 9, "PRODUCT")}]
+    pred = [{(3, 8, "PRODUCT")}, {(23, 29, "STORE")}, {(4, 9, "PRODUCT"), (0, 3, "STORE")}]
+    p, r, f = hs.prf(gold, pred, [0, 1, 2])
+    assert (p, r) == (0.5, 2 / 3) and abs(f - 2 * 0.5 * (2 / 3) / (0.5 + 2 / 3)) < 1e-12
+    assert hs.prf(gold, pred, [0]) == (0.0, 0.0, 0.0)

@@ -14,11 +14,22 @@ Records use the JSONL converter format::
      "intents": ["store_lookup"]}
 
 Everything is a function of the seed only (``random.Random(seed)``).
+
+``generate(..., hard=True)`` (CLI ``generate --hard``) builds a harder split
+of the same task: more place names that are also products (``mayo``,
+``turkey``, ``salt lake city``, ``jersey city``, ...), short store queries
+without the word "store" ("mayo hours"), non-store queries that name a store
+("return the ham to the ham lake store": the place stays unlabelled, because
+``STORE`` is tagged only in store-lookup queries), store names and phrasings
+held out of training (:func:`held_out_stores`, :func:`held_out_templates`:
+they occur only in dev/test), and more
+typos (also inside entities) and all-lowercase queries. The default split is
+unchanged by the option.
 """
 import random
 import re
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import srsly
 
@@ -171,6 +182,95 @@ TEMPLATES: Dict[str, Tuple[str, ...]] = {
     ),
 }
 
+# ---- the hard split (generate(..., hard=True)) ----------------------------
+# More real US places that share a word with a product (name, products).
+HARD_EXTRA_AMBIGUOUS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
+    ("mayo", ("mayo", "light mayo")),  # Mayo, FL
+    ("turkey", ("turkey", "ground turkey", "turkey breast")),  # Turkey, TX
+    ("ham lake", ("ham", "honey ham")),  # Ham Lake, MN
+    ("cranberry", ("cranberries", "cranberry juice")),  # Cranberry Township, PA
+    ("strawberry", ("strawberries", "strawberry jam")),  # Strawberry, AZ
+    ("almond", ("almonds", "almond milk")),  # Almond, WI
+    ("tea", ("tea", "green tea", "iced tea")),  # Tea, SD
+    ("lima", ("lima beans",)),  # Lima, OH
+    ("chili", ("chili", "chili powder")),  # Chili, NY
+    ("salt lake city", ("salt", "sea salt")),  # Salt Lake City, UT
+    ("sugar hill", ("sugar", "powdered sugar")),  # Sugar Hill, GA
+    ("honey brook", ("honey",)),  # Honey Brook, PA
+    ("egg harbor", ("eggs", "egg whites")),  # Egg Harbor, NJ
+    ("oyster bay", ("oysters",)),  # Oyster Bay, NY
+    ("soda springs", ("soda", "club soda")),  # Soda Springs, ID
+    ("avocado heights", ("avocados", "avocado oil")),  # Avocado Heights, CA
+    ("orange city", ("oranges", "orange juice")),  # Orange City, FL
+    ("hershey", ("hershey bars", "hershey kisses")),  # Hershey, PA
+    ("jersey city", ("jersey", "soccer jersey")),  # Jersey City, NJ
+    ("canon city", ("canon camera",)),  # Canon City, CO
+    ("dell rapids", ("dell laptop",)),  # Dell Rapids, SD
+    ("mobile", ("mobile phone", "mobile hotspot")),  # Mobile, AL
+)
+HARD_AMBIGUOUS_STORES = AMBIGUOUS_STORES + HARD_EXTRA_AMBIGUOUS
+HARD_PLAIN_STORES = PLAIN_STORES + ("phoenix", "dallas", "tulsa", "spokane", "akron", "provo", "fargo", "salem")
+# store-like words used as plain words (colours), unlabelled in "in {word}"
+HARD_COLOR_WORDS = COLOR_WORDS + ("cranberry", "almond", "avocado", "turkey red", "salt and pepper")
+# Share of each kind of store name, and of each intent's templates, that never
+# occurs in train (dev/test only), and the share of dev/test store/place names
+# and templates drawn from the held-out ones.
+HARD_HOLDOUT_FRAC = 0.25
+HARD_HELD_OUT_SHARE = 0.5
+# Extra templates: short store queries without the word "store", and
+# non-store queries that name a store or a place (unlabelled there).
+HARD_EXTRA_TEMPLATES: Dict[str, Tuple[str, ...]] = {
+    "store_lookup": (
+        "{store} hours",
+        "{store} hours today",
+        "{store} open sunday",
+        "is {store} open",
+        "is {store} open late",
+        "how late is {store} open",
+        "when does {store} open tomorrow",
+        "{store} location",
+        "directions to {store}",
+        "pick up at {store}",
+        "pick up my order in {store}",
+        "going to {store} today what time do you close",
+        "nearest store to {store}",
+        "is the one in {store} open",
+        "{store} phone number",
+    ),
+    "product_search": (
+        "do you have {product} at the {place} store",
+        "is {product} in stock at {place}",
+        "how much is {product} at {place}",
+        "do you carry {product} in {place}",
+        "{product} price",
+        "{product} near {place}",
+        "do you have the {colored} in {word}",
+    ),
+    "add_to_cart": (
+        "add {product} for pickup at the {place} store",
+        "buy {product} and pick it up in {place}",
+        "add {product} to my {place} pickup order",
+        "add the {colored} for pickup at {place}",
+    ),
+    "order_status": (
+        "is my {product} order ready at the {place} store",
+        "did my order ship to the {place} store",
+        "when will my order get to {place}",
+        "is my pickup order at {place} ready",
+    ),
+    "return_item": (
+        "can i return {product} at the {place} store",
+        "return {product} to the {place} store",
+        "drop off my return at {place}",
+        "can i return the {colored} in {place}",
+    ),
+}
+HARD_TEMPLATES: Dict[str, Tuple[str, ...]] = {k: v + HARD_EXTRA_TEMPLATES[k] for k, v in TEMPLATES.items()}
+HARD_MULTI_RATE = 0.08
+HARD_TYPO_RATE = 0.35  # queries with a typo (easy: 0.12)
+HARD_SECOND_TYPO = 0.3  # of those, with a second one
+HARD_ENTITY_TYPO = 0.4  # a typo may hit a STORE/PRODUCT (easy: 0.1, PRODUCT only)
+
 _SLOT_RE = re.compile(r"\{(\w+)\}")
 _NUMS = ("2", "3", "5", "10", "12", "20", "two", "three", "a dozen", "48213", "7731")
 
@@ -199,6 +299,10 @@ def _pick_place(rng: random.Random) -> str:
     return _pick_store(rng)
 
 
+def _pick_color(rng: random.Random) -> str:
+    return rng.choice(COLOR_WORDS)
+
+
 def _typo(word: str, rng: random.Random) -> str:
     if len(word) < 4 or not word.isalpha():
         return word
@@ -211,7 +315,14 @@ def _typo(word: str, rng: random.Random) -> str:
     return word[:i] + word[i] + word[i:]  # double
 
 
-def _render(template: str, rng: random.Random) -> List[Tuple[str, Optional[str]]]:
+def _render(
+    template: str,
+    rng: random.Random,
+    pick_store: Callable[[random.Random], str] = _pick_store,
+    pick_product: Callable[[random.Random], str] = _pick_product,
+    pick_place: Callable[[random.Random], str] = _pick_place,
+    pick_color: Callable[[random.Random], str] = _pick_color,
+) -> List[Tuple[str, Optional[str]]]:
     """Fill a template into (text, label) pieces."""
     pieces: List[Tuple[str, Optional[str]]] = []
     pos = 0
@@ -220,19 +331,19 @@ def _render(template: str, rng: random.Random) -> List[Tuple[str, Optional[str]]
             pieces.append((template[pos:m.start()], None))
         slot = m.group(1)
         if slot == "store":
-            pieces.append((_pick_store(rng), STORE))
+            pieces.append((pick_store(rng), STORE))
         elif slot in ("product", "product2"):
-            pieces.append((_pick_product(rng), PRODUCT))
+            pieces.append((pick_product(rng), PRODUCT))
         elif slot == "place":
-            pieces.append((_pick_place(rng), None))
+            pieces.append((pick_place(rng), None))
         elif slot == "retailer":
             pieces.append((rng.choice(RETAILERS), None))
         elif slot == "num":
             pieces.append((rng.choice(_NUMS), None))
         elif slot == "word":
-            pieces.append((rng.choice(COLOR_WORDS), None))
+            pieces.append((pick_color(rng), None))
         elif slot == "colored":
-            pieces.append((f"{rng.choice(COLOR_WORDS)} {rng.choice(COLOR_ITEMS)}", PRODUCT))
+            pieces.append((f"{pick_color(rng)} {rng.choice(COLOR_ITEMS)}", PRODUCT))
         elif slot == "item":
             pieces.append((rng.choice(COLOR_ITEMS), PRODUCT))
         else:  # pragma: no cover - template bug
@@ -243,10 +354,15 @@ def _render(template: str, rng: random.Random) -> List[Tuple[str, Optional[str]]
     return pieces
 
 
-def _apply_typo(pieces: List[Tuple[str, Optional[str]]], rng: random.Random, entity_ok: bool) -> None:
+def _apply_typo(
+    pieces: List[Tuple[str, Optional[str]]],
+    rng: random.Random,
+    entity_ok: bool,
+    entity_labels: Tuple[str, ...] = (PRODUCT,),
+) -> None:
     candidates = [
         k for k, (text, label) in enumerate(pieces)
-        if (label is None or (entity_ok and label == PRODUCT)) and any(len(w) >= 4 for w in text.split())
+        if (label is None or (entity_ok and label in entity_labels)) and any(len(w) >= 4 for w in text.split())
     ]
     if not candidates:
         return
@@ -303,6 +419,115 @@ def _one(rng: random.Random) -> dict:
     return rec
 
 
+def held_out_stores(seed: int = 0) -> Tuple[str, ...]:
+    """Store names of the hard split that occur only in dev/test, never in
+    train: a seeded, deterministic quarter of the ambiguous and of the plain
+    names (sorted)."""
+    rng = random.Random(f"store-lookup-hard-held-out-{seed}")
+    ambiguous = [name for name, _ in HARD_AMBIGUOUS_STORES]
+    k_amb = max(1, round(HARD_HOLDOUT_FRAC * len(ambiguous)))
+    k_plain = max(1, round(HARD_HOLDOUT_FRAC * len(HARD_PLAIN_STORES)))
+    return tuple(sorted(rng.sample(ambiguous, k_amb) + rng.sample(list(HARD_PLAIN_STORES), k_plain)))
+
+
+def held_out_templates(seed: int = 0) -> Dict[str, Tuple[str, ...]]:
+    """Templates (phrasings) of the hard split that occur only in dev/test:
+    a seeded, deterministic quarter of each intent's templates."""
+    rng = random.Random(f"store-lookup-hard-held-out-templates-{seed}")
+    return {
+        intent: tuple(sorted(rng.sample(list(templates), max(1, round(HARD_HOLDOUT_FRAC * len(templates))))))
+        for intent, templates in HARD_TEMPLATES.items()
+    }
+
+
+class _HardPools:
+    """The hard split's pickers: train draws templates, store and place names
+    from the seen ones only; dev/test draw half of them from the held-out ones."""
+
+    def __init__(self, held_out: Sequence[str], held_out_templates: Dict[str, Tuple[str, ...]]):
+        held = set(held_out)
+        self.templates = {
+            intent: (
+                [t for t in templates if t not in held_out_templates[intent]],
+                list(held_out_templates[intent]),
+            )
+            for intent, templates in HARD_TEMPLATES.items()
+        }
+        self.seen = (
+            [n for n, _ in HARD_AMBIGUOUS_STORES if n not in held],
+            [n for n in HARD_PLAIN_STORES if n not in held],
+        )
+        self.held = (
+            [n for n, _ in HARD_AMBIGUOUS_STORES if n in held],
+            [n for n in HARD_PLAIN_STORES if n in held],
+        )
+        self.products = [p for _, ps in HARD_AMBIGUOUS_STORES for p in ps]
+        self.eval_phase = False
+
+    def template(self, intent: str, rng: random.Random, among: Optional[Sequence[str]] = None) -> str:
+        seen, held = self.templates[intent]
+        if among is not None:
+            seen, held = [t for t in seen if t in among], [t for t in held if t in among]
+        if self.eval_phase and held and rng.random() < HARD_HELD_OUT_SHARE:
+            return rng.choice(held)
+        return rng.choice(seen)
+
+    def store(self, rng: random.Random) -> str:
+        ambiguous, plain = self.seen
+        if self.eval_phase and rng.random() < HARD_HELD_OUT_SHARE:
+            ambiguous, plain = self.held
+        if rng.random() < 0.7 and ambiguous:
+            return rng.choice(ambiguous)
+        return rng.choice(plain or ambiguous)
+
+    def product(self, rng: random.Random) -> str:
+        r = rng.random()
+        if r < 0.6:
+            return rng.choice(self.products)
+        if r < 0.7:
+            return f"{rng.choice(HARD_COLOR_WORDS)} {rng.choice(COLOR_ITEMS)}"
+        return rng.choice(PLAIN_PRODUCTS)
+
+    def render(self, template: str, rng: random.Random) -> List[Tuple[str, Optional[str]]]:
+        return _render(template, rng, self.store, self.product, self.store, self.color)
+
+    def color(self, rng: random.Random) -> str:
+        return rng.choice(HARD_COLOR_WORDS)
+
+
+def _case_hard(text: str, rng: random.Random) -> str:
+    r = rng.random()
+    if r < 0.85:  # all lowercase, as most typed queries are (easy: 0.7)
+        return text
+    if r < 0.92:
+        return text[:1].upper() + text[1:]
+    if r < 0.97:
+        return " ".join(w[:1].upper() + w[1:] for w in text.split(" "))
+    return text.upper()
+
+
+def _one_hard(rng: random.Random, pools: _HardPools) -> dict:
+    r = rng.random()
+    if r < HARD_MULTI_RATE:
+        a = pools.render(pools.template("store_lookup", rng), rng)
+        b = pools.render(pools.template("product_search", rng, among=TEMPLATES["product_search"][:6]), rng)
+        pieces = a + [(rng.choice((" and ", " also ", ", and ")), None)] + b
+        intents = ["store_lookup", "product_search"]
+    else:
+        intent = "store_lookup" if r < 0.45 else rng.choice(INTENTS[1:])
+        pieces = pools.render(pools.template(intent, rng), rng)
+        intents = [intent]
+    pieces = [(_weighted(rng, PREFIXES), None)] + pieces + [(_weighted(rng, SUFFIXES), None)]
+    if rng.random() < HARD_TYPO_RATE:
+        for _ in range(2 if rng.random() < HARD_SECOND_TYPO else 1):
+            _apply_typo(pieces, rng, entity_ok=rng.random() < HARD_ENTITY_TYPO, entity_labels=(PRODUCT, STORE))
+    rec = _to_record(pieces, intents)
+    cased = _case_hard(rec["text"], rng)
+    assert len(cased) == len(rec["text"])
+    rec["text"] = cased
+    return rec
+
+
 def _check(rec: dict, nlp) -> None:
     """Raise if a span does not align with spaCy's English tokenizer."""
     doc = nlp.make_doc(rec["text"])
@@ -314,12 +539,27 @@ def _check(rec: dict, nlp) -> None:
             raise ValueError(f"generated span {sp} has whitespace in {rec['text']!r}")
 
 
-def generate(n: int = 3000, seed: int = 0) -> List[dict]:
-    """Generate ``n`` unique records (JSONL format), deterministic for ``seed``."""
+def _n_train(n: int, dev_frac: float, test_frac: float) -> int:
+    return n - int(round(n * dev_frac)) - int(round(n * test_frac))
+
+
+def generate(n: int = 3000, seed: int = 0, hard: bool = False, n_train: Optional[int] = None) -> List[dict]:
+    """Generate ``n`` unique records (JSONL format), deterministic for ``seed``.
+
+    ``hard``: the harder split (see the module docstring). Its first
+    ``n_train`` records (default: the 70% that :func:`write_splits` makes the
+    train split) never name a store of :func:`held_out_stores` nor use a
+    template of :func:`held_out_templates`; the rest draw half of their
+    templates and of their store and place names from those."""
     import spacy
 
+    if n_train is None:
+        n_train = _n_train(n, 0.1, 0.2)
+    if not 0 <= n_train <= n:
+        raise ValueError(f"n_train must be in [0, n={n}], got {n_train}")
     nlp = spacy.blank("en")
     rng = random.Random(seed)
+    pools = _HardPools(held_out_stores(seed), held_out_templates(seed)) if hard else None
     seen = set()
     records: List[dict] = []
     attempts = 0
@@ -327,7 +567,11 @@ def generate(n: int = 3000, seed: int = 0) -> List[dict]:
         attempts += 1
         if attempts > 50 * n + 1000:
             raise RuntimeError(f"could not generate {n} unique records (got {len(records)})")
-        rec = _one(rng)
+        if pools is None:
+            rec = _one(rng)
+        else:
+            pools.eval_phase = len(records) >= n_train
+            rec = _one_hard(rng, pools)
         n_words = len(rec["text"].split())
         if not 3 <= n_words <= 15 or rec["text"].lower() in seen:
             continue
@@ -343,16 +587,19 @@ def write_splits(
     seed: int = 0,
     dev_frac: float = 0.1,
     test_frac: float = 0.2,
+    hard: bool = False,
 ) -> Dict[str, int]:
-    """Write train.jsonl / dev.jsonl / test.jsonl; returns {split: n_records}."""
+    """Write train.jsonl / dev.jsonl / test.jsonl; returns {split: n_records}.
+    ``hard``: the harder split (store names of :func:`held_out_stores` only
+    in dev/test)."""
     if not (0 <= dev_frac < 1 and 0 <= test_frac < 1 and dev_frac + test_frac < 1):
         raise ValueError("dev_frac and test_frac must be in [0, 1) and sum to < 1")
-    records = generate(n, seed)
+    n_train = _n_train(n, dev_frac, test_frac)
+    records = generate(n, seed, hard=hard, n_train=n_train)
     n_test = int(round(n * test_frac))
-    n_dev = int(round(n * dev_frac))
     splits = {
-        "train": records[: n - n_dev - n_test],
-        "dev": records[n - n_dev - n_test: n - n_test],
+        "train": records[:n_train],
+        "dev": records[n_train: n - n_test],
         "test": records[n - n_test:],
     }
     out_dir = Path(out_dir)

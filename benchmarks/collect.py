@@ -83,7 +83,7 @@ REPORTS = {
     },
     "multidomain": {
         "balance": (  # project.yml, command multidomain-balance
-            "0",
+            "0,1",
             "ner_only,joint+intent_weight=0.5,joint+intent_weight=0.5+intent_loss=softmax,"
             "joint+intent_weight=0.5+intent_loss=sigmoid_mean,joint+intent_weight=2.0+intent_loss=sigmoid_mean,"
             "joint+intent_weight=0.5+intent_weight_warmup=300,joint+intent_weight=0.5+loss_balance=uncertainty,"

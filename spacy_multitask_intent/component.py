@@ -29,7 +29,7 @@ from .layers import set_dropout
 from .loading import load_model_bytes
 from .losses import DEFAULT_INTENT_THRESHOLD, INTENT_LOSSES, _softmax, _softmax_xent, intent_activation, intent_probs, intent_xent
 from .model import encode
-from .scoring import decide_intents, score_intent_ner
+from .scoring import decide_intents, needs_multi_label, score_intent_ner
 from .updates import LOSS_BALANCES, STRATEGIES, UPDATE_MODES
 
 AGGREGATIONS = ("mean", "max")
@@ -291,11 +291,10 @@ class IntentNER(TrainablePipe):
         sample: List[Doc] = []
         for eg in get_examples():
             ents.update(e.label_ for e in eg.reference.ents)
-            gold = [k for k, v in eg.reference.cats.items() if v >= 0.5]
             intents.update(eg.reference.cats)
             if eg.reference.cats:
                 n_with_cats += 1
-                multi = multi or len(gold) != 1
+            multi = multi or needs_multi_label(eg.reference.cats)
             if len(sample) < 10 and len(eg.predicted):
                 sample.append(eg.predicted)
         if labels is not None:

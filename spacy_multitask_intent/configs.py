@@ -27,11 +27,10 @@ def corpus_is_multi_label(path: Path) -> bool:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"Training corpus not found: {path}")
+    from .scoring import needs_multi_label
+
     vocab = spacy.blank("en").vocab
-    for doc in DocBin().from_disk(path).get_docs(vocab):
-        if doc.cats and sum(v >= 0.5 for v in doc.cats.values()) != 1:
-            return True
-    return False
+    return any(needs_multi_label(doc.cats) for doc in DocBin().from_disk(path).get_docs(vocab))
 
 
 def exclusive_textcat(config: Config) -> Config:

@@ -34,6 +34,12 @@ def gold_intents(cats: Dict[str, float]) -> Set[str]:
     return {label for label, value in cats.items() if value >= 0.5}
 
 
+def needs_multi_label(cats: Dict[str, float]) -> bool:
+    """A query with intents but not exactly one gold intent: training data
+    holding one makes the intent decision multi-label."""
+    return bool(cats) and len(gold_intents(cats)) != 1
+
+
 def _ent_set(doc) -> Set[tuple]:
     return {(e.start_char, e.end_char, e.label_) for e in doc.ents}
 

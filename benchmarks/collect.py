@@ -81,6 +81,9 @@ REPORTS = {
             "joint+intent_weight=0.5+training.optimizer.learn_rate.initial_rate=1e-3",
         ),
     },
+    "store_lookup_hard": {
+        "compare": ("0,1,2", "ner_only,default,alternating,joint+intent_weight=0.1+intent_loss=softmax"),
+    },
     "multidomain": {
         "balance": (  # project.yml, command multidomain-balance
             "0,1",

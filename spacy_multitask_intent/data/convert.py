@@ -35,7 +35,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from spacy.language import Language
 from spacy.tokens import Doc, DocBin, Span
@@ -97,6 +97,26 @@ def _blank_nlp() -> Language:
 
         _BLANK_NLP = spacy.blank("en")
     return _BLANK_NLP
+
+
+def _input_files(
+    paths: Sequence[Union[str, Path]], is_input: Callable[[Path], bool], none_found: str, recursive: bool = False
+) -> List[Tuple[Path, bool]]:
+    """(file, explicit) pairs for input paths: a folder expands to its files
+    that `is_input` accepts, sorted (below it too when `recursive`), and one
+    with none raises DataError(`none_found`); a named file must exist."""
+    files: List[Tuple[Path, bool]] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in (p.rglob("*") if recursive else p.glob("*")) if f.is_file() and is_input(f))
+            if not found:
+                raise DataError(p, 0, none_found)
+            files.extend((f, False) for f in found)
+        elif p.exists():
+            files.append((p, True))
+        else:
+            raise DataError(p, 0, "file not found. Check the input path.")
+    return files
 
 
 def _read_text(path: Path) -> str:

@@ -39,6 +39,7 @@ from .convert import (
     _blank_nlp,
     _char_span,
     _finish,
+    _input_files,
     _iter_json_lines,
     _overlap_error,
 )
@@ -196,16 +197,7 @@ def _intents(obj: Dict[str, Any], path: Path, line: int) -> Tuple[List[str], Lis
 
 
 def _prodigy_files(paths: Sequence[PathLike]) -> List[Path]:
-    files: List[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(p.glob("*.jsonl"))
-            if not found:
-                raise DataError(p, 0, "no .jsonl file in this folder.")
-            files.extend(found)
-        else:
-            files.append(p)
-    return files
+    return [f for f, _ in _input_files(paths, lambda f: f.suffix == ".jsonl", "no .jsonl file in this folder.")]
 
 
 def read_prodigy(

@@ -44,7 +44,7 @@ import yaml
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from .convert import ConvertStats, DataError, _blank_nlp, _finish, _progress, _read_text, _set_ents
+from .convert import ConvertStats, DataError, _blank_nlp, _finish, _input_files, _progress, _read_text, _set_ents
 
 # Rasa's own entity pattern (rasa/shared/nlu/training_data/entities_parser.py):
 # [entity_text]((entity_type(:entity_synonym)?)|{entity_dict})
@@ -231,18 +231,12 @@ def _examples(node, path: Path, counts: Counter) -> Iterator[Tuple[int, str]]:
 
 def _rasa_files(paths: Sequence[PathLike]) -> List[Tuple[Path, bool]]:
     """(file, explicit) pairs: a folder expands to its YAML files."""
-    files: List[Tuple[Path, bool]] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in (".yml", ".yaml"))
-            if not found:
-                raise DataError(p, 0, "no .yml / .yaml file in this folder. Point at Rasa NLU files or their data/ folder.")
-            files.extend((f, False) for f in found)
-        elif p.exists():
-            files.append((p, True))
-        else:
-            raise DataError(p, 0, "file not found. Check the input path.")
-    return files
+    return _input_files(
+        paths,
+        lambda f: f.suffix in (".yml", ".yaml"),
+        "no .yml / .yaml file in this folder. Point at Rasa NLU files or their data/ folder.",
+        recursive=True,
+    )
 
 
 def read_rasa(

@@ -34,3 +34,21 @@ def save_models(tiny_bert, root: Path, steps: int = 60):
     faulty = root / "faulty"
     nlp.to_disk(faulty)
     return plain, faulty
+
+
+def wait_ready(base: str, proc=None, limit_s: float = 120) -> None:
+    """Poll GET {base}/ready until it answers 200; fail if `proc` (a server
+    subprocess) exits first, or after `limit_s` seconds."""
+    import httpx
+
+    end = time.monotonic() + limit_s
+    while time.monotonic() < end:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the server exited ({proc.returncode}):\n{proc.stdout.read().decode()}")
+        try:
+            if httpx.get(base + "/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("the server did not become ready in time")

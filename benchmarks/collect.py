@@ -33,7 +33,10 @@ REPORTS = {
         ),
     },
     "atis": {
-        "compare": ("0,1,2", "ner_only,joint+intent_weight=0.1,alternating,stock"),
+        "compare": (
+            "0,1,2",
+            "ner_only,joint+intent_weight=0.5+intent_loss=softmax,joint+intent_weight=0.1,alternating,stock",
+        ),
         "ablation_seed0": (
             "0",
             "ner_only,joint+intent_weight=0.1,joint+intent_weight=0.5,joint+intent_weight=1.0,"
@@ -62,12 +65,12 @@ REPORTS = {
     },
     "snips": {
         "intent_loss_seed0": (
-            "0", "ner_only,joint+intent_weight=0.5,joint+intent_weight=0.5+intent_loss=auto,joint+intent_weight=0.1+intent_loss=softmax"
+            "0", "ner_only,joint+intent_weight=0.5,joint+intent_weight=0.5+intent_loss=softmax,joint+intent_weight=0.1+intent_loss=softmax"
         ),
         "compare": (
             "0,1,2",
-            "ner_only,joint+intent_weight=0.1,joint+intent_weight=0.5,alternating,stock,"
-            "joint+intent_weight=0.5+training.max_steps=3000",
+            "ner_only,joint+intent_weight=0.5+intent_loss=softmax,joint+intent_weight=0.1,joint+intent_weight=0.5,"
+            "alternating,stock_exclusive,stock_multilabel,joint+intent_weight=0.5+training.max_steps=3000",
         ),
         "budget": (
             "0,1,2",
@@ -86,7 +89,7 @@ REPORTS = {
     },
     "multidomain": {
         "balance": (  # project.yml, command multidomain-balance
-            "0,1",
+            "0,1,2",
             "ner_only,joint+intent_weight=0.5,joint+intent_weight=0.5+intent_loss=softmax,"
             "joint+intent_weight=0.5+intent_loss=sigmoid_mean,joint+intent_weight=2.0+intent_loss=sigmoid_mean,"
             "joint+intent_weight=0.5+intent_weight_warmup=300,joint+intent_weight=0.5+loss_balance=uncertainty,"

@@ -28,8 +28,13 @@ DEFAULT_VARIANTS = {
     "alternating": ("multitask.cfg", "paper.cfg"),  # the paper's exact setting
     "joint": ("multitask.cfg", "joint.cfg"),
     "stock": ("stock.cfg", None),  # textcat_multilabel; exclusive textcat on single-label data
+    "stock_multilabel": ("stock.cfg", None),  # textcat_multilabel whatever the data
+    "stock_exclusive": ("stock.cfg", None),  # exclusive textcat whatever the data
     "default": ("multitask.cfg", None),  # the shipped default (joint, intent_weight 0.5, softmax intents)
 }
+# What `compare` trains when no --variants are given.
+RUN_BY_DEFAULT = ("ner_only", "alternating", "joint", "stock", "default")
+STOCK_VARIANTS = ("stock", "stock_multilabel", "stock_exclusive")
 
 
 def mean_sd(values: Sequence[Optional[float]]) -> Dict[str, Optional[float]]:
@@ -118,11 +123,28 @@ def parse_variant(spec: str):
         if not sep or not key or not value:
             raise ValueError(f"Bad setting '{item}' in '{spec}': write KEY=VALUE, e.g. intent_weight=0.5")
         if "." not in key:
-            if name == "stock":
+            if name in STOCK_VARIANTS:
                 raise ValueError(f"'{item}' in '{spec}': the stock pipeline has no intent_ner settings; use a full key")
             key = f"components.intent_ner.{key}"
         overrides[key] = _parse_override(value)
     return name, overrides
+
+
+def variant_config(name: str, configs_dir: Path, train: Optional[Path] = None):
+    """The full config of a named configuration. `stock` is the fair peer:
+    exclusive `textcat` (softmax, scored by argmax) when every query of
+    `train` has one intent, as intent_ner decides from its training corpus,
+    else `textcat_multilabel`; `stock_exclusive` and `stock_multilabel` fix
+    the choice whatever the data."""
+    base, variant = DEFAULT_VARIANTS[name]
+    config = merge_config(configs_dir / base, configs_dir / variant if variant else None)
+    if name == "stock_exclusive":
+        config = exclusive_textcat(config)
+    elif name == "stock" and train is not None and "textcat_multilabel" in config.get("components", {}):
+        if not corpus_is_multi_label(train):
+            config = exclusive_textcat(config)
+            msg.info(f"{name}: every training query has one intent: exclusive textcat")
+    return config
 
 
 def run_compare(
@@ -131,7 +153,7 @@ def run_compare(
     test: Path,
     output_dir: Path,
     configs_dir: Path = Path("configs"),
-    variants: Sequence[str] = tuple(DEFAULT_VARIANTS),
+    variants: Sequence[str] = RUN_BY_DEFAULT,
     seeds: Sequence[int] = (0, 1, 2),
     overrides: Optional[Dict] = None,
     resume: bool = False,
@@ -174,14 +196,7 @@ def run_compare(
                     msg.warn(f"{spec}, seed {seed}: no row for {output_dir.name} in {table}, left out of the table")
         parsed = []
     for spec, name, settings in parsed:
-        base, variant = DEFAULT_VARIANTS[name]
-        config = merge_config(configs_dir / base, configs_dir / variant if variant else None)
-        if "textcat_multilabel" in config.get("components", {}) and not collect_only:
-            # The stock peer: exclusive textcat (softmax, scored by argmax) on
-            # single-label data, as intent_ner decides from the training corpus.
-            if not corpus_is_multi_label(train):
-                config = exclusive_textcat(config)
-                msg.info(f"{spec}: every training query has one intent: exclusive textcat")
+        config = variant_config(name, configs_dir, None if collect_only else train)
         cfg_path = output_dir / "configs" / f"{spec}.cfg"
         cfg_path.parent.mkdir(parents=True, exist_ok=True)
         config.to_disk(cfg_path, interpolate=False)

@@ -8,7 +8,7 @@ import spacy
 from spacy.tokens import DocBin
 from spacy.training import Example
 
-from spacy_multitask_intent.compare import run_compare
+from spacy_multitask_intent.compare import parse_variant, run_compare, variant_config
 from spacy_multitask_intent.configs import corpus_is_multi_label, exclusive_textcat, merge_config, stock_config
 from spacy_multitask_intent.evaluate import _textcat_intent_scores
 
@@ -68,6 +68,23 @@ def test_exclusive_stock_config_builds_spacys_softmax_textcat(tmp_path):
     textcat = nlp.get_pipe("textcat")
     assert isinstance(textcat, TextCategorizer) and not isinstance(textcat, MultiLabel_TextCategorizer)
     assert textcat.model.attrs["multi_label"] is False
+
+
+def test_named_stock_variants_fix_the_textcat_whatever_the_data(tmp_path):
+    """`stock` follows the data; `stock_exclusive` and `stock_multilabel`
+    keep their textcat on either kind of corpus (so a comparison can hold
+    both peers, and each run's name says which one it was)."""
+    single = write_corpus(tmp_path / "single.spacy", TOY)
+    multi = write_corpus(tmp_path / "multi.spacy", TOY_MULTI)
+    configs = ROOT_DIR / "configs"
+    last = lambda name, train: variant_config(name, configs, train)["nlp"]["pipeline"][-1]
+    assert [last("stock", single), last("stock", multi), last("stock", None)] == [
+        "textcat", "textcat_multilabel", "textcat_multilabel"]
+    assert [last("stock_exclusive", single), last("stock_exclusive", multi)] == ["textcat", "textcat"]
+    assert [last("stock_multilabel", single), last("stock_multilabel", multi)] == [
+        "textcat_multilabel", "textcat_multilabel"]
+    with pytest.raises(ValueError, match="no intent_ner settings"):
+        parse_variant("stock_exclusive+intent_weight=0.5")
 
 
 # Intent scores the stock pipeline "predicts" for the toy queries: the gold

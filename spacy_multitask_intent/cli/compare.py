@@ -4,7 +4,7 @@ from typing import Dict, Optional
 
 import typer
 
-from ..compare import DEFAULT_VARIANTS, run_compare
+from ..compare import RUN_BY_DEFAULT, run_compare
 
 
 def compare_cli(
@@ -14,10 +14,12 @@ def compare_cli(
     output_dir: Path = typer.Argument(..., help="Where the runs (SPEC/seedN/metrics.json) and REPORT.md go"),
     configs_dir: Path = typer.Option(Path("configs"), "--configs"),
     variants: str = typer.Option(
-        ",".join(DEFAULT_VARIANTS),
+        ",".join(RUN_BY_DEFAULT),
         "--variants",
         help="Comma-separated; each NAME or NAME+KEY=VALUE+... (a KEY without a dot is an "
-        "intent_ner setting), e.g. alternating+intent_lr_factor=0.01,joint+intent_weight=0.5",
+        "intent_ner setting), e.g. alternating+intent_lr_factor=0.01,joint+intent_weight=0.5. "
+        "NAME: ner_only, alternating, joint, default, stock (the fair peer: exclusive textcat on "
+        "single-label data), stock_exclusive, stock_multilabel",
     ),
     seeds: str = typer.Option("0,1,2", "--seeds", help="Comma-separated seeds"),
     max_steps: Optional[int] = typer.Option(None, "--max-steps"),

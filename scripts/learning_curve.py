@@ -191,6 +191,7 @@ def curves(rows: Sequence[Dict], datasets: Sequence[str], variants: Sequence[str
                     "intent_acc": mean_sd([r.get("gold_intent_acc") for r in runs]),
                     "seeds": [r["seed"] for r in runs],
                     "steps": sorted({r.get("max_steps") for r in runs if r.get("max_steps") is not None}),
+                    "devices": [r.get("device") or "cpu" for r in runs],
                 }
         out[name] = table
     return out
@@ -258,6 +259,11 @@ def markdown(table: Dict, variants: Sequence[str], seeds: Sequence[int]) -> str:
                  if len({s for c in cells.values() for s in c["steps"]}) > 1]
         if mixed:
             lines += ["", f"Runs of different step budgets share a row at {', '.join(mixed)}."]
+        devices = [d for cells in fractions.values() for c in cells.values() for d in c["devices"]]
+        elsewhere = sorted({d for d in devices if d != "cpu"})
+        if elsewhere:
+            lines += ["", f"{sum(d != 'cpu' for d in devices)} of {len(devices)} runs trained on "
+                      f"{', '.join(elsewhere)}, the others on the CPU (the CSV's device column)."]
     return "\n".join(lines) + "\n"
 
 

@@ -148,7 +148,7 @@ def test_dataset_fraction():
 MT = "joint+intent_weight=0.5+intent_loss=softmax"
 
 
-def _write_csv(path, rows):
+def _write_csv(path, rows, device="cpu"):
     from spacy_multitask_intent.results_table import COLUMNS
 
     with path.open("w", newline="", encoding="utf8") as f:
@@ -158,7 +158,7 @@ def _write_csv(path, rows):
             writer.writerow({
                 "dataset": dataset, "variant": variant, "seed": seed, "max_steps": 1500,
                 "gold_ents_p": p, "gold_ents_r": f1, "gold_ents_f": f1, "gold_intent_acc": acc,
-                "device": "cpu",
+                "device": device if seed == 1 else "cpu",
             })
 
 
@@ -195,16 +195,21 @@ def test_report_means_sd_and_missing_cells(tmp_path):
                           "91.00 ± 1.41", "2", "+7.00", "+4.00"]
     assert rows["100"] == ["1500", "94.00 ± 1.41", "93.00 ± 1.41", "2", "—", "—", "—", "0", "—", "—"]
     assert rows["5"] == ["—", "—", "—", "0", "—", "—", "—", "0", "—", "—"]
+    assert "runs trained on" not in text  # all on the CPU
     assert png.is_file() and png.stat().st_size > 1000
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_report_one_seed_has_no_sd(tmp_path):
     results = tmp_path / "results.csv"
-    _write_csv(results, [("toy_p50", "ner_only", 0, 0.5, 0.4, "")])
-    table = lc.report(results, ["toy"], ["ner_only"], [0], tmp_path / "c.md", tmp_path / "c.png", fractions=[50])
+    _write_csv(results, [("toy_p50", "ner_only", 0, 0.5, 0.4, ""), ("toy", "ner_only", 1, 0.6, 0.5, "")],
+               device="cuda:0 (NVIDIA H200)")
+    table = lc.report(results, ["toy"], ["ner_only"], [0, 1], tmp_path / "c.md", tmp_path / "c.png", fractions=[50])
     assert table["toy"][50]["ner_only"]["p"] == {"mean": 0.5, "sd": None, "n": 1}
-    assert "| 50 | 1500 | 50.00 | 40.00 | 1 |" in (tmp_path / "c.md").read_text(encoding="utf8")
+    text = (tmp_path / "c.md").read_text(encoding="utf8")
+    assert "| 50 | 1500 | 50.00 | 40.00 | 1 |" in text
+    assert "| 100 | 1500 | 60.00 | 50.00 | 1 |" in text  # a share found in the CSV is shown too
+    assert "1 of 2 runs trained on cuda:0 (NVIDIA H200)" in text
 
 
 def test_jobs_lists_only_missing_runs(tmp_path):

@@ -175,6 +175,23 @@ def test_other_label_set_is_refused(exported, tiny_bert, tmp_path):
     assert str(tmp_path / "p" / "intent_ner" / ONNX_FILE) in str(err.value)
 
 
+def test_export_int8_per_tensor_keeps_one_scale_per_matrix(exported, tmp_path):
+    import onnx
+
+    base, _ = exported
+    path = export_pipeline(base / "torch", tmp_path / "pt", int8=True, per_channel=False)
+    proto = onnx.load(str(path))
+    scales = [list(i.dims) for i in proto.graph.initializer if i.name.endswith("_scale")]
+    assert scales and all(d in ([], [1]) for d in scales), scales
+    assert {p.key: p.value for p in proto.metadata_props}["intent_ner.int8_scales"] == '"tensor"'
+    spacy.load(tmp_path / "pt")  # loads and runs like any export
+    result = subprocess.run(
+        [sys.executable, "-m", "spacy_multitask_intent", "export", str(base / "torch"), str(tmp_path / "x"), "--per-tensor"],
+        cwd=ROOT_DIR, capture_output=True, text=True,
+    )
+    assert result.returncode == 1 and "--per-tensor only applies with --int8" in result.stderr
+
+
 def test_export_cli_int8_loads_and_runs(exported, tmp_path):
     base, nlp = exported
     out = tmp_path / "int8"
@@ -188,8 +205,14 @@ def test_export_cli_int8_loads_and_runs(exported, tmp_path):
     assert "int8" in result.stdout
     import onnx
 
-    graph = onnx.load(str(out / "intent_ner" / ONNX_FILE)).graph
+    proto = onnx.load(str(out / "intent_ner" / ONNX_FILE))
+    graph = proto.graph
     assert any(n.op_type in ("DynamicQuantizeLinear", "MatMulInteger", "DynamicQuantizeMatMul") for n in graph.node)
+    # int8 weights get one scale per output column by default (closer to fp32)
+    scales = [list(i.dims) for i in graph.initializer if i.name.endswith("_scale")]
+    assert any(len(d) == 1 and d[0] > 1 for d in scales), scales
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert meta["intent_ner.int8_scales"] == '"channel"'
     q = spacy.load(out)
     docs = list(q.pipe(TEXTS))
     ref = list(nlp.pipe(TEXTS))

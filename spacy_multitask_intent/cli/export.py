@@ -1,4 +1,4 @@
-"""`python -m spacy_multitask_intent export MODEL OUT [--int8]`."""
+"""`python -m spacy_multitask_intent export MODEL OUT [--int8 [--per-tensor]]`."""
 from pathlib import Path
 
 import typer
@@ -8,6 +8,9 @@ def export_cli(
     model: Path = typer.Argument(..., help="Trained pipeline directory (with an intent_ner component)"),
     out: Path = typer.Argument(..., help="Output pipeline directory (must not exist or be empty)"),
     int8: bool = typer.Option(False, "--int8", help="Dynamic int8 quantization of the ONNX graph"),
+    per_tensor: bool = typer.Option(
+        False, "--per-tensor", help="With --int8: one scale per weight matrix instead of one per output column"
+    ),
     opset: int = typer.Option(17, "--opset", help="ONNX opset version"),
 ):
     """Write MODEL to OUT with intent_ner's encoder and both heads as one ONNX
@@ -17,6 +20,9 @@ def export_cli(
     if not model.is_dir():
         typer.echo(f"export: model directory {model} does not exist", err=True)
         raise typer.Exit(1)
-    onnx_path = export_pipeline(model, out, int8=int8, opset=opset)
+    if per_tensor and not int8:
+        typer.echo("export: --per-tensor only applies with --int8", err=True)
+        raise typer.Exit(1)
+    onnx_path = export_pipeline(model, out, int8=int8, per_channel=not per_tensor, opset=opset)
     size = onnx_path.stat().st_size / 2**20
-    typer.echo(f"Saved {out} (intent_ner runs {onnx_path}, {size:.1f} MiB{', int8' if int8 else ''})")
+    typer.echo(f"Saved {out} (intent_ner runs {onnx_path}, {size:.1f} MiB{(', int8 per ' + ('tensor' if per_tensor else 'channel')) if int8 else ''})")

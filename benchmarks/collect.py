@@ -69,7 +69,8 @@ REPORTS = {
         ),
         "compare": (
             "0,1,2",
-            "ner_only,joint+intent_weight=0.5+intent_loss=softmax,joint+intent_weight=0.1,joint+intent_weight=0.5,"
+            "ner_only,joint+intent_weight=0.5+intent_loss=softmax,joint+intent_weight=0.1+intent_loss=softmax,"
+            "joint+intent_weight=0.1,joint+intent_weight=0.5,"
             "alternating,stock_exclusive,stock_multilabel,joint+intent_weight=0.5+training.max_steps=3000",
         ),
         "budget": (

@@ -35,7 +35,8 @@ REPORTS = {
     "atis": {
         "compare": (
             "0,1,2",
-            "ner_only,joint+intent_weight=0.5+intent_loss=softmax,joint+intent_weight=0.1,alternating,stock",
+            "ner_only,joint+intent_weight=0.5+intent_loss=softmax,joint+intent_weight=0.1+intent_loss=softmax,"
+            "joint+intent_weight=0.1,alternating,stock",
         ),
         "ablation_seed0": (
             "0",

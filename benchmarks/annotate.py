@@ -91,7 +91,9 @@ def main():
         if args.warmup_rows:
             warm = out / "warmup.parquet"
             make_input(warm, args.warmup_rows, args.seed + 1)
-            first = timed("ray-1, first job", lambda: run(args.model, str(warm), str(out / "warmup"), engine="ray", workers=1, **common))
+            results.append(
+                timed("ray-1, first job", lambda: run(args.model, str(warm), str(out / "warmup"), engine="ray", workers=1, **common))
+            )
         for workers in (1, 2):
             results.append(
                 timed(
@@ -102,9 +104,8 @@ def main():
     finally:
         ray.shutdown()
 
-    local, ray1, ray2 = (r["rows_per_s"] for r in results)
-    if args.warmup_rows:
-        results.insert(1, first)
+    rate = {r["engine"]: r["rows_per_s"] for r in results}
+    local, ray1, ray2 = rate["local"], rate["ray-1"], rate["ray-2"]
     speedup = ray2 / ray1
     overhead = ray1 / local
     per_core = ray2 / 2

@@ -77,7 +77,7 @@ cpubench() {
 
 snips() {
   # SNIPS_JOBS: "VARIANT SEED;..." pairs, 1,500 steps each (the older form of `trainings`).
-  local j out=() job
+  local out=() job
   IFS=';' read -ra out <<< "$SNIPS_JOBS"
   TRAIN_JOBS=$(for job in "${out[@]}"; do echo -n "snips $job 1500;"; done) trainings
 }

@@ -25,4 +25,5 @@ def export_cli(
         raise typer.Exit(1)
     onnx_path = export_pipeline(model, out, int8=int8, per_channel=not per_tensor, opset=opset)
     size = onnx_path.stat().st_size / 2**20
-    typer.echo(f"Saved {out} (intent_ner runs {onnx_path}, {size:.1f} MiB{(', int8 per ' + ('tensor' if per_tensor else 'channel')) if int8 else ''})")
+    kind = f", int8 per {'tensor' if per_tensor else 'channel'}" if int8 else ""
+    typer.echo(f"Saved {out} (intent_ner runs {onnx_path}, {size:.1f} MiB{kind})")

@@ -87,7 +87,7 @@ REPORTS = {
         ),
     },
     "store_lookup_hard": {
-        "compare": ("0,1,2", "ner_only,default,alternating,joint+intent_weight=0.1+intent_loss=softmax"),
+        "compare": ("0,1,2", "ner_only,joint+intent_weight=0.5+intent_loss=softmax,alternating,joint+intent_weight=0.1+intent_loss=softmax"),
     },
     "multidomain": {
         "balance": (  # project.yml, command multidomain-balance

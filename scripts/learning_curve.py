@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's package, not an installed copy
 
 DEFAULT_FRACTIONS = "5,10,25,50"
-DEFAULT_VARIANTS = "ner_only,joint+intent_weight=0.5+intent_loss=softmax"
+DEFAULT_VARIANTS = "ner_only,joint+intent_weight=0.1+intent_loss=softmax"
 FULL = 100.0
 
 

@@ -30,7 +30,7 @@ DEFAULT_VARIANTS = {
     "stock": ("stock.cfg", None),  # textcat_multilabel; exclusive textcat on single-label data
     "stock_multilabel": ("stock.cfg", None),  # textcat_multilabel whatever the data
     "stock_exclusive": ("stock.cfg", None),  # exclusive textcat whatever the data
-    "default": ("multitask.cfg", None),  # the shipped default (joint, intent_weight 0.5, softmax intents)
+    "default": ("multitask.cfg", None),  # the shipped default (joint, intent_weight 0.1, softmax intents)
 }
 # What `compare` trains when no --variants are given.
 RUN_BY_DEFAULT = ("ner_only", "alternating", "joint", "stock", "default")

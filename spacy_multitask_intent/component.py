@@ -57,10 +57,12 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
         "update_mode": "joint",
         "intent_lr_factor": 0.1,
         "intent_optimizer_state": "shared",
-        "intent_weight": 0.5,
+        "intent_weight": 0.1,
         "intent_loss": "softmax",
         "intent_weight_warmup": 0,
         "loss_balance": "fixed",
+        "head_lr_factor": 1.0,
+        "label_smoothing": 0.0,
         "cats_aggregation": "mean",
         "intent_thresholds": {},
         "intent_threshold": None,
@@ -92,6 +94,8 @@ def make_intent_ner(
     intent_loss: str,
     intent_weight_warmup: int,
     loss_balance: str,
+    head_lr_factor: float,
+    label_smoothing: float,
     cats_aggregation: str,
     intent_thresholds: Dict[str, float],
     intent_threshold: Optional[float],
@@ -111,6 +115,8 @@ def make_intent_ner(
         intent_loss=intent_loss,
         intent_weight_warmup=intent_weight_warmup,
         loss_balance=loss_balance,
+        head_lr_factor=head_lr_factor,
+        label_smoothing=label_smoothing,
         cats_aggregation=cats_aggregation,
         intent_thresholds=intent_thresholds,
         intent_threshold=intent_threshold,
@@ -131,10 +137,12 @@ class IntentNER(TrainablePipe):
         update_mode: str = "joint",
         intent_lr_factor: float = 0.1,
         intent_optimizer_state: str = "shared",
-        intent_weight: float = 0.5,
+        intent_weight: float = 0.1,
         intent_loss: str = "softmax",
         intent_weight_warmup: int = 0,
         loss_balance: str = "fixed",
+        head_lr_factor: float = 1.0,
+        label_smoothing: float = 0.0,
         cats_aggregation: str = "mean",
         intent_thresholds: Optional[Dict[str, float]] = None,
         intent_threshold: Optional[float] = None,
@@ -167,6 +175,10 @@ class IntentNER(TrainablePipe):
             )
         if int(intent_weight_warmup) < 0:
             raise ValueError(f"intent_ner: intent_weight_warmup must be >= 0, got {intent_weight_warmup}")
+        if not float(head_lr_factor) > 0:
+            raise ValueError(f"intent_ner: head_lr_factor must be > 0, got {head_lr_factor}")
+        if not 0.0 <= float(label_smoothing) < 1.0:
+            raise ValueError(f"intent_ner: label_smoothing must be in [0, 1), got {label_smoothing}")
         if intent_lr_factor < 0 or intent_weight < 0:
             raise ValueError("intent_ner: intent_lr_factor and intent_weight must be >= 0")
         if intent_threshold is not None and not 0.0 < float(intent_threshold) <= 1.0:
@@ -198,6 +210,12 @@ class IntentNER(TrainablePipe):
             # "pcgrad": at each word vector, the intent gradient loses its
             # component against the NER gradient (updates.project_conflicting).
             "loss_balance": loss_balance,
+            # The two heads step at learn rate x head_lr_factor, the encoder
+            # at the learn rate (and x intent_lr_factor in the intent step).
+            "head_lr_factor": float(head_lr_factor),
+            # NER targets: 1 - label_smoothing on the gold tag, the rest spread
+            # evenly over the tags.
+            "label_smoothing": float(label_smoothing),
             "cats_aggregation": cats_aggregation,
             "intent_thresholds": dict(intent_thresholds or {}),
             # Multi-label data: the threshold of an intent that has no
@@ -475,7 +493,7 @@ class IntentNER(TrainablePipe):
         tag_ids, intent_y, intent_mask = targets if targets is not None else self._targets(list(examples))
         ner_loss = d_ner = intent_loss = d_intent = None
         if ner_logits is not None:
-            ner_loss, d_ner = _softmax_xent(ner_logits, tag_ids)
+            ner_loss, d_ner = _softmax_xent(ner_logits, tag_ids, self.cfg.get("label_smoothing", 0.0))
         if intent_logits is not None:
             intent_loss, d_intent = self._intent_xent(intent_logits, intent_y, intent_mask)
         return (ner_loss, intent_loss), (d_ner, d_intent)

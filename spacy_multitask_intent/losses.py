@@ -31,16 +31,26 @@ def _sigmoid(x: numpy.ndarray) -> numpy.ndarray:
     return (1.0 / (1.0 + numpy.exp(-x))).astype("f")
 
 
-def _softmax_xent(logits: numpy.ndarray, gold: numpy.ndarray) -> Tuple[float, numpy.ndarray]:
-    """Mean cross-entropy over words with a known gold tag; gradient of logits."""
+def _softmax_xent(
+    logits: numpy.ndarray, gold: numpy.ndarray, smoothing: float = 0.0
+) -> Tuple[float, numpy.ndarray]:
+    """Mean cross-entropy over words with a known gold tag; gradient of logits.
+
+    smoothing: label smoothing (Szegedy et al., 2016): the target puts
+    1 - smoothing on the gold tag and spreads smoothing evenly over all tags.
+    """
+    if not 0.0 <= smoothing < 1.0:
+        raise ValueError(f"intent_ner: label_smoothing must be in [0, 1), got {smoothing}")
     probs = _softmax(logits)
     known = gold >= 0
     n = max(int(known.sum()), 1)
-    d = probs.copy()
     rows = numpy.nonzero(known)[0]
-    d[rows, gold[rows]] -= 1.0
+    target = numpy.zeros_like(probs)
+    target[rows] = smoothing / probs.shape[1]
+    target[rows, gold[rows]] += 1.0 - smoothing
+    d = probs - target
     d[~known] = 0.0
-    loss = -numpy.log(numpy.clip(probs[rows, gold[rows]], 1e-9, 1.0)).sum() / n
+    loss = -(target[rows] * numpy.log(numpy.clip(probs[rows], 1e-9, 1.0))).sum() / n
     return float(loss), (d / n).astype("f")
 
 

@@ -145,7 +145,7 @@ def test_dataset_fraction():
     assert lc.fraction_suffix(5) == "p05" and lc.fraction_suffix(50.0) == "p50" and lc.fraction_suffix(2.5) == "p2_5"
 
 
-MT = "joint+intent_weight=0.5+intent_loss=softmax"
+MT = "joint+intent_weight=0.1+intent_loss=softmax"
 
 
 def _write_csv(path, rows, device="cpu"):

@@ -109,10 +109,10 @@ def test_the_shipped_default_is_joint_softmax_and_the_paper_is_one_switch_away(t
 
     nlp = spacy.blank("en")
     cfg = nlp.add_pipe("intent_ner", config={"model": {"encoder": {"name": str(tiny_bert)}}}).cfg
-    assert (cfg["update_mode"], cfg["intent_weight"], cfg["intent_loss"]) == ("joint", 0.5, "softmax")
+    assert (cfg["update_mode"], cfg["intent_weight"], cfg["intent_loss"]) == ("joint", 0.1, "softmax")
     configs = ROOT_DIR / "configs"
     base = merge_config(configs / "multitask.cfg")["components"]["intent_ner"]
-    assert (base["update_mode"], base["intent_weight"], base["intent_loss"]) == ("joint", 0.5, "softmax")
+    assert (base["update_mode"], base["intent_weight"], base["intent_loss"]) == ("joint", 0.1, "softmax")
     paper = merge_config(configs / "multitask.cfg", configs / "paper.cfg")["components"]["intent_ner"]
     assert (paper["update_mode"], paper["intent_lr_factor"], paper["intent_loss"]) == ("alternating", 0.1, "sigmoid_sum")
     assert DEFAULT_VARIANTS["alternating"] == ("multitask.cfg", "paper.cfg")

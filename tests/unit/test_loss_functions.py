@@ -125,3 +125,21 @@ def test_project_conflicting_removes_only_the_opposing_part():
     # a zero NER gradient cannot conflict
     assert out[3].tolist() == pytest.approx([5.0, 5.0])
     assert ((out * g_ner).sum(axis=1) >= -1e-6).all()
+
+
+def test_softmax_xent_label_smoothing_value_and_gradient():
+    rng = numpy.random.default_rng(3)
+    logits = rng.normal(size=(4, 5)).astype("f")
+    gold = numpy.array([1, -1, 4, 0])
+    loss, d = _softmax_xent(logits, gold, 0.1)
+    p = _softmax(logits.astype("f8"))
+    rows = [0, 2, 3]
+    target = numpy.full((3, 5), 0.1 / 5)
+    target[[0, 1, 2], gold[rows]] += 0.9
+    assert loss == pytest.approx(-(target * numpy.log(p[rows])).sum() / 3, rel=1e-5)
+    num = numeric_grad(lambda x: _softmax_xent(x.astype("f"), gold, 0.1)[0], logits)
+    assert numpy.allclose(d, num, atol=1e-3)
+    assert not d[1].any()
+    assert _softmax_xent(logits, gold, 0.0)[0] == pytest.approx(_softmax_xent(logits, gold)[0])
+    with pytest.raises(ValueError, match="label_smoothing"):
+        _softmax_xent(logits, gold, 1.0)

@@ -10,7 +10,8 @@ training is unaffected) and runs under ``torch.inference_mode``.
 
 The two heads are run directly on the word vectors in one
 ``inference_mode`` block instead of through two wrapper calls: at inference
-a head is its ``Linear`` (dropout is the identity in eval mode).
+a head is its ``project`` (the head without dropout, which is the identity in
+eval mode).
 
 Outputs are identical to thinc's path; ``tests/test_speed.py`` checks it.
 """
@@ -52,7 +53,7 @@ def predict_heads(X: numpy.ndarray, heads: Sequence[Model]) -> list:
     device = _device(modules[0])
     with torch.inference_mode():
         Xt = xp2torch(X, device=device)
-        return [torch2xp(m.linear(Xt)) for m in modules]
+        return [torch2xp(m.project(Xt)) for m in modules]
 
 
 def _device(module):
@@ -65,7 +66,8 @@ def _device(module):
 
 def quantize_int8(pipe) -> None:
     """Opt-in dynamic int8 quantization (CPU inference only) of every Linear
-    layer of an ``intent_ner`` component: the transformer and both heads.
+    layer of an ``intent_ner`` component: the transformer and both heads
+    (with ``hidden_width > 0``, both layers of each head).
 
     In place; training the quantized pipe afterwards is not supported.  The
     accuracy change is measured in BENCHMARKS.md (``bench.py --int8``).

@@ -7,7 +7,8 @@ dropout) goes through ``shim_module`` / ``set_shim_module`` /
 ``torch_modules`` / ``head_module`` / ``encoder_module`` / ``set_dropout``.
 
 Each head is a token-level ``Dropout -> Linear`` over the encoder's word
-vectors, returning logits.  The output size depends on the labels, which are
+vectors, returning logits; with ``hidden_width > 0`` it is a small MLP,
+``Dropout -> Linear(n_in, hidden) -> GELU -> Dropout -> Linear``.  The output size depends on the labels, which are
 only known at ``initialize``; the head therefore starts as a 1x1 placeholder
 and is rebuilt to its real shape by the layer's init, or, when a trained
 pipeline is loaded, from the shape of the saved weights.
@@ -21,17 +22,45 @@ from thinc.types import Floats2d
 
 
 class TokenHead(torch.nn.Module):
-    def __init__(self, n_in: int, n_out: int, dropout: float = 0.1):
+    """``Dropout -> Linear``, or with ``hidden > 0`` ``Dropout -> Linear(n_in,
+    hidden) -> GELU -> Dropout -> Linear(hidden, n_out)``.  Without the hidden
+    layer the state dict holds only ``linear.weight``/``linear.bias``, as it
+    always has, so saved heads load unchanged."""
+
+    def __init__(self, n_in: int, n_out: int, dropout: float = 0.1, hidden: int = 0):
         super().__init__()
+        if hidden < 0:
+            raise ValueError(f"intent_ner: hidden_width must be >= 0, got {hidden}")
         self.dropout = torch.nn.Dropout(dropout)
+        if hidden:
+            self.hidden = torch.nn.Linear(n_in, hidden)
+            self.hidden_dropout = torch.nn.Dropout(dropout)
+            n_in = hidden
+        else:
+            self.hidden = None
         self.linear = torch.nn.Linear(n_in, n_out)
 
+    @property
+    def hidden_width(self) -> int:
+        return 0 if self.hidden is None else int(self.hidden.out_features)
+
     def forward(self, X: torch.Tensor) -> torch.Tensor:
-        return self.linear(self.dropout(X))
+        X = self.dropout(X)
+        if self.hidden is not None:
+            X = self.hidden_dropout(torch.nn.functional.gelu(self.hidden(X)))
+        return self.linear(X)
+
+    def project(self, X: torch.Tensor) -> torch.Tensor:
+        """The logits without dropout (the head at inference), for paths that
+        run the head outside its Thinc wrapper (inference.py, onnx.py)."""
+        if self.hidden is not None:
+            X = torch.nn.functional.gelu(self.hidden(X))
+        return self.linear(X)
 
 
 def _deserialize_head(model: TokenHead, state_bytes: bytes, device) -> TokenHead:
-    """Rebuild the head to the saved shape, then load it.
+    """Rebuild the head to the saved shape (with its hidden layer, if the
+    state has one), then load it.
 
     ``weights_only=True``: a pickle in a model file cannot run code here.
     """
@@ -41,17 +70,24 @@ def _deserialize_head(model: TokenHead, state_bytes: bytes, device) -> TokenHead
             "Saved head weights lack 'linear.weight': the model file is not an "
             "intent_ner head or is damaged."
         )
-    n_out, n_in = state["linear.weight"].shape
-    head = TokenHead(int(n_in), int(n_out), model.dropout.p)
+    n_out = int(state["linear.weight"].shape[0])
+    if "hidden.weight" in state:
+        hidden, n_in = (int(n) for n in state["hidden.weight"].shape)
+    else:
+        hidden, n_in = 0, int(state["linear.weight"].shape[1])
+    head = TokenHead(n_in, n_out, model.dropout.p, hidden)
     head.load_state_dict(state)
     head.to(device)
     return head
 
 
 def TorchTokenHead(
-    nO: Optional[int] = None, nI: Optional[int] = None, dropout: float = 0.1
+    nO: Optional[int] = None, nI: Optional[int] = None, dropout: float = 0.1, hidden_width: int = 0
 ) -> Model[Floats2d, Floats2d]:
-    """A PyTorch linear head over token vectors (rows) giving logits."""
+    """A PyTorch head over token vectors (rows) giving logits: linear, or an
+    MLP with one GELU hidden layer of ``hidden_width`` units."""
+    if hidden_width < 0:
+        raise ValueError(f"intent_ner: hidden_width must be >= 0, got {hidden_width}")
     wrapper = PyTorchWrapper_v3(
         TokenHead(1, 1, dropout), deserialize_model=_deserialize_head
     )
@@ -61,7 +97,7 @@ def TorchTokenHead(
         init=_init,
         layers=[wrapper],
         dims={"nO": nO, "nI": nI},
-        attrs={"dropout": dropout},
+        attrs={"dropout": dropout, "hidden_width": int(hidden_width)},
     )
 
 
@@ -80,7 +116,8 @@ def _init(model: Model, X: Optional[Floats2d] = None, Y=None) -> None:
         )
     shim = head_shim(model)
     device = next(shim_module(shim).parameters()).device
-    set_shim_module(shim, TokenHead(nI, nO, model.attrs["dropout"]).to(device))
+    head = TokenHead(nI, nO, model.attrs["dropout"], model.attrs.get("hidden_width", 0))
+    set_shim_module(shim, head.to(device))
 
 
 # ------------------------------------------------- access to torch modules

@@ -1,14 +1,15 @@
 """Registered architectures: the encoder and the two-headed IntentNER model."""
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 from spacy.tokens import Doc
 from spacy.util import registry
 from thinc.api import Model, reduce_mean
-from thinc.types import Floats2d
+from thinc.types import Floats2d, Ragged
 
 from .layers import TorchTokenHead, transformer_of  # noqa: F401 (transformer_of: re-exported)
 
 PACKAGED_ENCODER = "all-MiniLM-L6-v2"
+POOLINGS = ("mean", "first")
 _PACKAGED_ALIASES = {PACKAGED_ENCODER, "sentence-transformers/all-MiniLM-L6-v2"}
 
 
@@ -38,15 +39,23 @@ def build_encoder(
     grad_factor: float = 1.0,
     tokenizer_config: dict = {"use_fast": True},
     transformer_config: dict = {},
+    pooling: str = "mean",
 ) -> Model[List[Doc], List[Floats2d]]:
-    """spacy-transformers' inline transformer with mean sub-word pooling.
+    """spacy-transformers' inline transformer with sub-word -> word pooling.
 
+    ``pooling``: "mean" (default) averages every sub-word aligned to a word;
+    "first" takes the word's first sub-word (as JointBERT does).  A word
+    without sub-words (a whitespace token) gets a zero vector either way.
     Docs longer than ``window`` tokens are cut into windows every ``stride``
-    tokens; overlapping windows are averaged, so nothing is truncated.
+    tokens; a word in two windows is aligned to its sub-words in both, so
+    "mean" averages the windows and "first" takes the first sub-word of the
+    earlier window.  Nothing is truncated.
     Weights are loaded when the pipeline is initialized, not here.
     """
     if not 0 < stride <= window:
         raise ValueError(f"Encoder needs 0 < stride <= window, got stride={stride}, window={window}")
+    if pooling not in POOLINGS:
+        raise ValueError(f"Encoder: pooling must be one of {', '.join(map(repr, POOLINGS))}, got {pooling!r}")
     # Imported here: spacy-transformers loads transformers (and what it pulls
     # in), which only building a pipeline needs, not `import spacy_multitask_intent`.
     from spacy_transformers.architectures import transformer_tok2vec_v3
@@ -56,10 +65,51 @@ def build_encoder(
         name=resolve_encoder_name(name),
         get_spans=configure_strided_spans(window, stride),
         tokenizer_config=dict(tokenizer_config),
-        pooling=reduce_mean(),
+        pooling=reduce_mean() if pooling == "mean" else reduce_first_or_zero(),
         grad_factor=grad_factor,
         transformer_config=dict(transformer_config),
     )
+
+
+REDUCE_FIRST = "reduce_first_or_zero"
+
+
+def reduce_first_or_zero() -> Model[Ragged, Floats2d]:
+    """The first row of each sequence, zeros for an empty one.
+
+    Thinc's ``reduce_first`` refuses sequences of length 0, which a word
+    without sub-words (a whitespace token) is; its vector is zero here, as
+    ``reduce_mean`` makes it, and it passes no gradient back."""
+    return Model(REDUCE_FIRST, _reduce_first_forward)
+
+
+def _reduce_first_forward(model: Model, Xr: Ragged, is_train: bool) -> Tuple[Floats2d, Callable]:
+    xp = model.ops.xp
+    X, lengths = Xr.dataXd, Xr.lengths
+    lengths_xp = model.ops.asarray1i(lengths)
+    starts = xp.cumsum(lengths_xp) - lengths_xp
+    keep = xp.nonzero(lengths_xp > 0)[0]
+    first = starts[keep]
+    Y = model.ops.alloc2f(len(lengths_xp), X.shape[1], dtype=X.dtype)
+    Y[keep] = X[first]
+
+    def backprop(dY: Floats2d) -> Ragged:
+        dX = model.ops.alloc2f(X.shape[0], X.shape[1], dtype=dY.dtype)
+        dX[first] = dY[keep]
+        return Ragged(dX, lengths)
+
+    return Y, backprop
+
+
+def pooling_of(encoder: Model) -> str:
+    """The sub-word -> word pooling ("mean" or "first") of an encoder built
+    by ``spacy_multitask_intent.Encoder.v1``."""
+    names = {node.name for node in encoder.walk()}
+    if REDUCE_FIRST in names:
+        return "first"
+    if "reduce_mean" in names:
+        return "mean"
+    raise ValueError("intent_ner: the encoder's sub-word pooling is neither reduce_mean nor reduce_first_or_zero")
 
 
 @registry.architectures("spacy_multitask_intent.IntentNER.v1")
@@ -68,15 +118,22 @@ def build_intent_ner_model(
     dropout: float = 0.1,
     n_tags: Optional[int] = None,
     n_intents: Optional[int] = None,
+    hidden_width: int = 0,
 ) -> Model[List[Doc], Tuple[List[Floats2d], List[Floats2d]]]:
     """One shared encoder, two token-level heads (BIO tag logits, intent logits).
+
+    ``hidden_width``: 0 (default) makes each head linear; > 0 puts a GELU
+    hidden layer of that many units in each head (an MLP over the word
+    vectors).
 
     The model's own forward runs both heads on one encoder pass (prediction
     and the joint update); the alternating update runs ``encode`` and one
     head at a time.
     """
-    ner_head = TorchTokenHead(nO=n_tags, dropout=dropout)
-    intent_head = TorchTokenHead(nO=n_intents, dropout=dropout)
+    if isinstance(hidden_width, bool) or not isinstance(hidden_width, int) or hidden_width < 0:
+        raise ValueError(f"intent_ner: hidden_width must be an integer >= 0 (0 = linear heads), got {hidden_width!r}")
+    ner_head = TorchTokenHead(nO=n_tags, dropout=dropout, hidden_width=hidden_width)
+    intent_head = TorchTokenHead(nO=n_intents, dropout=dropout, hidden_width=hidden_width)
     model = Model(
         "intent_ner",
         _forward,

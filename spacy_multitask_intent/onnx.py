@@ -4,8 +4,9 @@
 the architecture ``spacy_multitask_intent.OnnxIntentNER.v1``.  Its component
 directory holds
 
-* ``model.onnx``: ONE graph, the HF encoder + the sub-word -> word mean pooling
-  + the NER head + the intent head, with dynamic batch, length and word axes
+* ``model.onnx``: ONE graph, the HF encoder + the sub-word -> word pooling (the
+  encoder's ``pooling``: mean, or first sub-word) + the NER head + the intent
+  head (linear or MLP), with dynamic batch, length and word axes
   (optionally int8-quantized with ``onnxruntime.quantization.quantize_dynamic``);
 * ``tokenizer/``: the encoder's HF tokenizer (``save_pretrained``).
 
@@ -15,7 +16,8 @@ transformers' ``huggingface_tokenize``, its alignment (offset mapping, or
 wordpiece strings for slow tokenizers) and its ``truncate_oversize_splits``.
 The graph then averages, for every word, all the sub-word vectors aligned to
 it (in every window that holds it), exactly as the encoder's ``reduce_mean``
-pooling does, and applies both heads.  So long docs are handled by the same
+pooling does, or with ``pooling = "first"`` takes the first of them, as
+``reduce_first_or_zero`` does, and applies both heads.  So long docs are handled by the same
 windows as in torch, nothing is truncated that torch does not truncate.
 
 The label sets are stored in the ``.onnx`` file's metadata; loading refuses a
@@ -187,6 +189,8 @@ class OnnxRuntime:
         per doc), the same as the torch encoder + ``predict_heads``."""
         session = self._session()
         feeds = self.inputs(docs)
+        if "inputs" in self.meta:  # only the graph's own inputs (see _read_meta)
+            feeds = {k: v for k, v in feeds.items() if k in self.meta["inputs"]}
         ner, intent = session.run(list(OUTPUTS), feeds)
         return [ner, intent], [len(d) for d in docs]
 
@@ -226,10 +230,14 @@ def _read_meta(session, onnx_path: Path) -> dict:
             f"{META_PREFIX}format = {FORMAT}); re-export the pipeline with `python -m spacy_multitask_intent export`."
         )
     names = {i.name for i in session.get_inputs()}
-    missing = [n for n in INPUTS if n not in names and n != "token_type_ids"]
+    # token_type_ids: not every encoder takes them; word_index: first-sub-word
+    # pooling does not use it, so the exporter drops it from the graph.
+    optional = {"token_type_ids"} | ({"word_index"} if meta.get("pooling") == "first" else set())
+    missing = [n for n in INPUTS if n not in names and n not in optional]
     if missing:
         raise ValueError(f"intent_ner: ONNX model file {onnx_path} lacks the inputs {missing}; re-export it.")
     meta["token_types"] = "token_type_ids" in names
+    meta["inputs"] = sorted(names)
     return meta
 
 
@@ -295,16 +303,20 @@ def _find_pipe(nlp):
 
 
 def _export_module(pipe):
-    """The torch module exported to ONNX: HF encoder -> mean pooling of the
-    sub-words aligned to each word -> both linear heads."""
+    """The torch module exported to ONNX: HF encoder -> the encoder's pooling
+    of the sub-words aligned to each word (mean, or the first) -> both heads
+    (each head's ``project``: the head without dropout, linear or MLP)."""
     import torch
 
     from .layers import encoder_module, head_module, transformer_of
+    from .model import pooling_of
 
-    trf = transformer_of(pipe.model.get_ref("encoder"))
-    hf = encoder_module(pipe.model.get_ref("encoder"))
-    ner = head_module(pipe.model.get_ref("ner_head")).linear
-    intent = head_module(pipe.model.get_ref("intent_head")).linear
+    encoder = pipe.model.get_ref("encoder")
+    trf = transformer_of(encoder)
+    hf = encoder_module(encoder)
+    ner = head_module(pipe.model.get_ref("ner_head"))
+    intent = head_module(pipe.model.get_ref("intent_head"))
+    first = pooling_of(encoder) == "first"
 
     class IntentNEROnnx(torch.nn.Module):
         def __init__(self):
@@ -318,12 +330,23 @@ def _export_module(pipe):
             hidden = self.encoder(**kwargs).last_hidden_state
             flat = hidden.reshape(-1, hidden.shape[-1])
             pieces = flat.index_select(0, wp_index)
-            # scatter_add exports as ScatterElements(reduction="add") (opset >= 16),
-            # which sums repeated indices (a word of several sub-words)
-            index = word_index.unsqueeze(1).expand(-1, flat.shape[1])
-            sums = torch.zeros((word_count.shape[0], flat.shape[1]), dtype=flat.dtype).scatter_add(0, index, pieces)
-            vectors = sums / word_count.clamp(min=1.0).unsqueeze(1)
-            return self.ner(vectors), self.intent(vectors)
+            if first:
+                # The pairs are grouped by word: a word's first pair is at the
+                # running count of the words before it.  Row 0 of `padded` is
+                # zeros, the vector of a word without sub-words.
+                counts = word_count.to(torch.int64)
+                starts = torch.cumsum(counts, 0) - counts
+                padded = torch.cat([torch.zeros((1, flat.shape[1]), dtype=flat.dtype), pieces], 0)
+                vectors = padded.index_select(0, torch.where(counts > 0, starts + 1, torch.zeros_like(starts)))
+            else:
+                # scatter_add exports as ScatterElements(reduction="add") (opset >= 16),
+                # which sums repeated indices (a word of several sub-words)
+                index = word_index.unsqueeze(1).expand(-1, flat.shape[1])
+                sums = torch.zeros((word_count.shape[0], flat.shape[1]), dtype=flat.dtype).scatter_add(
+                    0, index, pieces
+                )
+                vectors = sums / word_count.clamp(min=1.0).unsqueeze(1)
+            return self.ner.project(vectors), self.intent.project(vectors)
 
     return IntentNEROnnx().eval(), trf
 
@@ -422,7 +445,8 @@ def export_pipeline(
     name, pipe = _find_pipe(nlp)
     if not pipe.model.get_ref("ner_head").has_dim("nO"):
         raise ValueError(f"export: the intent_ner component of {model} is not initialized")
-    from .layers import transformer_of
+    from .layers import head_module, transformer_of
+    from .model import pooling_of
 
     trf = transformer_of(pipe.model.get_ref("encoder"))
     tokenizer = trf.tokenizer
@@ -447,6 +471,8 @@ def export_pipeline(
             "int8_scales": ("channel" if per_channel else "tensor") if int8 else None,
             "fast": bool(getattr(tokenizer, "is_fast", True)),
             "width": int(trf.get_dim("nO")),
+            "pooling": pooling_of(pipe.model.get_ref("encoder")),
+            "hidden_width": int(head_module(pipe.model.get_ref("ner_head")).hidden_width),
         }
         _set_meta(final, meta)
         tok_dir = tmp / TOKENIZER_DIR

@@ -69,7 +69,7 @@ def main():
     import ray
     import torch
 
-    from spacy_multitask_intent.annotate import run
+    from spacy_multitask_intent.annotate import init_local_ray, run
 
     load_start = os.getloadavg()
     out = Path(args.out)
@@ -86,7 +86,7 @@ def main():
     # other work that alone starves them against the local engine (niceness 0).
     # Same priority for every engine: the workers get this process's niceness.
     os.environ["RAY_worker_niceness"] = str(os.nice(0))
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    init_local_ray(num_cpus=2)  # the cluster `annotate --engine ray` starts
     try:
         if args.warmup_rows:
             warm = out / "warmup.parquet"

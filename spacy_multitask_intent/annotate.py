@@ -53,6 +53,14 @@ PLAN_FILE = "_annotate_plan.json"
 ADDED = ("entities", "intents", "intent_scores", "error")
 # Ray: restart a dead actor and retry its batch this many times.
 RAY_MAX_RESTARTS = 4
+# Ray runs each read and write task in a worker process of its own. Tasks that
+# ask for no CPU have no concurrency limit, so Ray Data would start one worker
+# process per shard at once (each imports Ray and pyarrow: about a CPU-second),
+# and the raylet kills a worker that idles past a second, so they start again
+# for the next shards. One read and one write task at a time, in workers kept
+# while the job runs, leave the CPUs to the annotating actors.
+RAY_IO_CONCURRENCY = 1
+RAY_IDLE_WORKER_KEEP_MS = 10 * 60 * 1000
 RAY_MAX_TASK_RETRIES = 4
 # Fault injection for tests: an actor that finds this file deletes it and dies,
 # once (the deletion is the lock), in the middle of its batch.
@@ -803,22 +811,35 @@ def _shard_datasink(output: str, expected: Dict[str, Tuple[int, int]], fmt: str,
     return ShardDatasink()
 
 
+def init_local_ray(**kwargs) -> None:
+    """Start a local Ray cluster as the Ray engine does: no dashboard, and
+    idle workers kept while the job runs (see RAY_IO_CONCURRENCY)."""
+    import ray
+
+    config = {"idle_worker_killing_time_threshold_ms": RAY_IDLE_WORKER_KEEP_MS, **kwargs.pop("_system_config", {})}
+    ray.init(include_dashboard=False, log_to_driver=False, _system_config=config, **kwargs)
+
+
 def _run_ray(model, shards, output, *, address, workers, threads, text_column, id_column, batch_size, fmt, max_bytes):
     import ray
 
     model = str(Path(model).resolve())
     started = False
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False) if address else ray.init(
-            include_dashboard=False, log_to_driver=False
-        )
+        if address:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        else:
+            init_local_ray()
         started = True
     try:
         # Reading and writing a shard cost little next to annotating it: their
         # tasks ask for no CPU, so N actors on N CPUs do not starve them. One
         # block per shard (no splitting), so a shard is retried and written whole.
         ds = ray.data.read_datasource(
-            _shard_datasource(shards, text_column, id_column), num_cpus=0, override_num_blocks=len(shards)
+            _shard_datasource(shards, text_column, id_column),
+            num_cpus=0,
+            override_num_blocks=len(shards),
+            concurrency=RAY_IO_CONCURRENCY,
         )
         map_args = dict(
             fn_constructor_kwargs=dict(model=model, text_column=text_column, batch_size=batch_size, max_bytes=max_bytes, threads=threads),
@@ -838,7 +859,9 @@ def _run_ray(model, shards, output, *, address, workers, threads, text_column, i
             except TypeError:  # a Ray that no longer takes them: its unbounded default
                 ds = ds.map_batches(RayAnnotator, **map_args)
         expected = {s.name: (s.start, s.end) for s in shards}
-        ds.write_datasink(_shard_datasink(output, expected, fmt, text_column), ray_remote_args={"num_cpus": 0})
+        ds.write_datasink(
+            _shard_datasink(output, expected, fmt, text_column), ray_remote_args={"num_cpus": 0}, concurrency=RAY_IO_CONCURRENCY
+        )
     finally:
         if started:
             ray.shutdown()

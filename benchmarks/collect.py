@@ -77,7 +77,16 @@ REPORTS = {
         "budget": (
             "0,1,2",
             "ner_only,joint+intent_weight=0.5,ner_only+training.max_steps=3000,"
-            "joint+intent_weight=0.1+training.max_steps=3000,joint+intent_weight=0.5+training.max_steps=3000",
+            "joint+intent_weight=0.1+training.max_steps=3000,joint+intent_weight=0.5+training.max_steps=3000,"
+            "joint+intent_weight=0.1+intent_loss=softmax+training.max_steps=3000",
+        ),
+        "levers": (  # accuracy levers on the default (joint 0.1, softmax), 1,500 steps
+            "0,1,2",
+            "ner_only,joint+intent_weight=0.1+intent_loss=softmax,"
+            "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10,"
+            "joint+intent_weight=0.1+intent_loss=softmax+label_smoothing=0.1,"
+            "joint+intent_weight=0.1+intent_loss=softmax+components.intent_ner.model.hidden_width=256,"
+            "joint+intent_weight=0.1+intent_loss=softmax+components.intent_ner.model.encoder.pooling=first",
         ),
         "learning_rate": (
             "0",

@@ -31,6 +31,7 @@ REPORTS = {
             "0,1,2",
             "ner_only,alternating,joint,stock,joint+intent_weight=0.5+intent_loss=softmax,joint+intent_weight=0.1+intent_loss=softmax",
         ),
+        "head_lr": ("0", "ner_only,joint+intent_weight=0.1+intent_loss=softmax,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10"),
     },
     "atis": {
         "compare": (
@@ -97,6 +98,8 @@ REPORTS = {
     },
     "store_lookup_hard": {
         "compare": ("0,1,2", "ner_only,joint+intent_weight=0.5+intent_loss=softmax,alternating,joint+intent_weight=0.1+intent_loss=softmax"),
+        "head_lr": ("0", "ner_only,joint+intent_weight=0.1+intent_loss=softmax,ner_only+head_lr_factor=10,"
+                    "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10"),
     },
     "multidomain": {
         "balance": (  # project.yml, command multidomain-balance
@@ -107,6 +110,8 @@ REPORTS = {
             "joint+intent_weight=0.1+intent_loss=softmax,joint+intent_weight=0.2+intent_loss=softmax,"
             "joint+intent_weight=0.5+intent_loss=softmax+loss_balance=pcgrad",
         ),
+        "head_lr": ("0", "ner_only,joint+intent_weight=0.1+intent_loss=softmax,ner_only+head_lr_factor=10,"
+                    "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10"),
     },
 }
 

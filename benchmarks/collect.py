@@ -83,7 +83,7 @@ REPORTS = {
         ),
         "levers": (  # accuracy levers on the default (joint 0.1, softmax), 1,500 steps
             "0,1,2",
-            "ner_only,joint+intent_weight=0.1+intent_loss=softmax,"
+            "ner_only,joint+intent_weight=0.1+intent_loss=softmax,ner_only+head_lr_factor=10,"
             "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10,"
             "joint+intent_weight=0.1+intent_loss=softmax+label_smoothing=0.1,"
             "joint+intent_weight=0.1+intent_loss=softmax+components.intent_ner.model.hidden_width=256,"

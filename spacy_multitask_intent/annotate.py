@@ -816,7 +816,7 @@ def init_local_ray(**kwargs) -> None:
     idle workers kept while the job runs (see RAY_IO_CONCURRENCY)."""
     import ray
 
-    config = {"idle_worker_killing_time_threshold_ms": RAY_IDLE_WORKER_KEEP_MS, **kwargs.pop("_system_config", {})}
+    config = {"idle_worker_killing_time_threshold_ms": RAY_IDLE_WORKER_KEEP_MS}
     ray.init(include_dashboard=False, log_to_driver=False, _system_config=config, **kwargs)
 
 

@@ -51,20 +51,15 @@ class _ScaledLR:
         return getattr(self.optimizer, name)
 
 
-def _step(sgd: Optimizer, parts: Sequence[Model], scale: float, key_suffix: str = "", head_scale: float = 1.0) -> None:
-    """One optimizer step of `parts` at learn rate x scale; a head (every
-    part but the encoder) at learn rate x scale x head_scale."""
-    for part in parts:
-        s = scale if _is_encoder(part) else scale * head_scale
-        part.finish_update(sgd if s == 1.0 and not key_suffix else _ScaledLR(sgd, s, key_suffix))
-
-
-def _is_encoder(part: Model) -> bool:
-    return any(node.name == "transformer" for node in part.walk())
-
-
-def _heads(pipe) -> float:
-    return float(pipe.cfg.get("head_lr_factor", 1.0))
+def _step(pipe, sgd: Optimizer, names: Sequence[str], scale: float = 1.0, key_suffix: str = "") -> None:
+    """One optimizer step of the model parts `names` at learn rate x scale;
+    the heads (every part but the encoder) at learn rate x scale x
+    head_lr_factor."""
+    heads = float(pipe.cfg.get("head_lr_factor", 1.0))
+    for name in names:
+        s = scale if name == "encoder" else scale * heads
+        opt = sgd if s == 1.0 and not key_suffix else _ScaledLR(sgd, s, key_suffix)
+        pipe.model.get_ref(name).finish_update(opt)
 
 
 def warmup(pipe) -> float:
@@ -77,12 +72,7 @@ def warmup(pipe) -> float:
 def _intent_step(pipe, sgd: Optimizer) -> None:
     separate = pipe.cfg.get("intent_optimizer_state", "shared") == "separate"
     factor = pipe.cfg["intent_lr_factor"] * warmup(pipe)
-    parts = [pipe.model.get_ref("encoder"), pipe.model.get_ref("intent_head")]
-    _step(sgd, parts, factor, INTENT_KEY_SUFFIX if separate else "", _heads(pipe))
-
-
-def _parts(pipe, *names: str) -> List[Model]:
-    return [pipe.model.get_ref(n) for n in names]
+    _step(pipe, sgd, ("encoder", "intent_head"), factor, INTENT_KEY_SUFFIX if separate else "")
 
 
 def _head_pass(pipe, docs: List[Doc], examples, targets, head: str) -> float:
@@ -101,12 +91,12 @@ class NerOnly:
     def update(pipe, docs, examples, targets, sgd) -> Tuple[float, float]:
         ner_loss = _head_pass(pipe, docs, examples, targets, "ner_head")
         if sgd not in (None, False):
-            _step(sgd, _parts(pipe, "encoder", "ner_head"), 1.0, head_scale=_heads(pipe))
+            _step(pipe, sgd, ("encoder", "ner_head"))
         return ner_loss, 0.0
 
     @staticmethod
     def finish_update(pipe, sgd: Optimizer) -> None:
-        _step(sgd, _parts(pipe, "encoder", "ner_head"), 1.0, head_scale=_heads(pipe))
+        _step(pipe, sgd, ("encoder", "ner_head"))
 
 
 class Alternating:
@@ -118,7 +108,7 @@ class Alternating:
             prev_intent_grads = _swap_grads(enc, None)
         ner_loss = _head_pass(pipe, docs, examples, targets, "ner_head")
         if sgd not in (None, False):
-            _step(sgd, _parts(pipe, "encoder", "ner_head"), 1.0, head_scale=_heads(pipe))
+            _step(pipe, sgd, ("encoder", "ner_head"))
         else:
             # Keep the encoder's NER-pass gradient aside for finish_update();
             # restore intent gradients accumulated by earlier sub-batches
@@ -137,7 +127,7 @@ class Alternating:
         enc = pipe.model.get_ref("encoder")
         intent_grads = _swap_grads(enc, pipe._pending)
         pipe._pending = None
-        _step(sgd, _parts(pipe, "encoder", "ner_head"), 1.0, head_scale=_heads(pipe))
+        _step(pipe, sgd, ("encoder", "ner_head"))
         _swap_grads(enc, intent_grads)
         _intent_step(pipe, sgd)
 
@@ -204,7 +194,7 @@ class Joint:
 
     @staticmethod
     def finish_update(pipe, sgd: Optimizer) -> None:
-        _step(sgd, _parts(pipe, "encoder", "ner_head", "intent_head"), 1.0, head_scale=_heads(pipe))
+        _step(pipe, sgd, ("encoder", "ner_head", "intent_head"))
         if pipe._d_log_vars is not None:
             # The log-variances learn faster than the network (x100): at
             # the encoder's rate they would barely move within a run.

@@ -112,6 +112,25 @@ def assert_error(excinfo, path, line: int):
 PAPER = {"update_mode": "alternating", "intent_lr_factor": 0.1, "intent_weight": 1.0, "intent_loss": "sigmoid_sum"}
 
 
+def intent_ner_config(encoder_path, model=None, encoder=None, **cfg):
+    """The intent_ner component config on `encoder_path`: dropout 0 unless
+    `model` says otherwise, `model` / `encoder` settings merged into the model
+    config, `cfg` the component's own settings."""
+    return {
+        "model": {
+            "@architectures": "spacy_multitask_intent.IntentNER.v1",
+            "dropout": 0.0,
+            **(model or {}),
+            "encoder": {
+                "@architectures": "spacy_multitask_intent.Encoder.v1",
+                "name": str(encoder_path),
+                **(encoder or {}),
+            },
+        },
+        **cfg,
+    }
+
+
 def build_nlp(encoder_path, **cfg):
     """An intent_ner pipeline on `encoder_path`. Unless `cfg` says otherwise it
     trains as the paper does (alternating updates, sigmoid intent head), the
@@ -119,20 +138,8 @@ def build_nlp(encoder_path, **cfg):
     default is tested on its own (tests/test_losses.py)."""
     cfg = {**PAPER, **cfg}
     nlp = spacy.blank("en")
-    config = {
-        "model": {
-            "@architectures": "spacy_multitask_intent.IntentNER.v1",
-            "dropout": 0.0,
-            "encoder": {
-                "@architectures": "spacy_multitask_intent.Encoder.v1",
-                "name": str(encoder_path),
-                "window": cfg.pop("window", 128),
-                "stride": cfg.pop("stride", 96),
-            },
-        },
-        **cfg,
-    }
-    nlp.add_pipe("intent_ner", config=config)
+    encoder = {"window": cfg.pop("window", 128), "stride": cfg.pop("stride", 96)}
+    nlp.add_pipe("intent_ner", config=intent_ner_config(encoder_path, encoder=encoder, **cfg))
     return nlp
 
 

@@ -9,7 +9,7 @@ import torch
 from spacy.training import Example
 from thinc.api import Ragged, fix_random_seed, reduce_first
 
-from conftest import ON_GPU, TOY, toy_examples, train
+from conftest import ON_GPU, TOY, intent_ner_config, toy_examples, train
 from spacy_multitask_intent.inference import predict_heads
 from spacy_multitask_intent.layers import encoder_module, head_module, torch_modules, transformer_of
 from spacy_multitask_intent.model import encode, pooling_of, reduce_first_or_zero
@@ -28,20 +28,7 @@ def arch_nlp(encoder_path, model=None, encoder=None, init=True, seed=0, **cfg):
     model config (dropout 0 unless given), initialized on the toy set."""
     fix_random_seed(seed)
     nlp = spacy.blank("en")
-    config = {
-        "model": {
-            "@architectures": "spacy_multitask_intent.IntentNER.v1",
-            "dropout": 0.0,
-            **(model or {}),
-            "encoder": {
-                "@architectures": "spacy_multitask_intent.Encoder.v1",
-                "name": str(encoder_path),
-                **(encoder or {}),
-            },
-        },
-        **cfg,
-    }
-    nlp.add_pipe("intent_ner", config=config)
+    nlp.add_pipe("intent_ner", config=intent_ner_config(encoder_path, model, encoder, **cfg))
     if init:
         nlp.initialize(lambda: toy_examples(nlp))
     return nlp

@@ -33,7 +33,7 @@ def test_heads_step_at_head_lr_factor_and_the_encoder_at_the_learn_rate(tiny_ber
 
 
 def test_head_lr_factor_one_is_the_plain_step(tiny_bert):
-    nlp = fresh_nlp(tiny_bert, update_mode="joint")
+    nlp = fresh_nlp(tiny_bert, update_mode="joint", head_lr_factor=1.0)
     proc = nlp.get_pipe("intent_ner")
     assert proc.cfg["head_lr_factor"] == 1.0 and proc.cfg["label_smoothing"] == 0.0
     spy = SpyOptimizer(Adam(1e-3))

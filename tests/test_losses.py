@@ -109,12 +109,16 @@ def test_the_shipped_default_is_joint_softmax_and_the_paper_is_one_switch_away(t
 
     nlp = spacy.blank("en")
     cfg = nlp.add_pipe("intent_ner", config={"model": {"encoder": {"name": str(tiny_bert)}}}).cfg
-    assert (cfg["update_mode"], cfg["intent_weight"], cfg["intent_loss"]) == ("joint", 0.1, "softmax")
+    shipped = ("joint", 0.1, "softmax", 10.0)
+    assert (cfg["update_mode"], cfg["intent_weight"], cfg["intent_loss"], cfg["head_lr_factor"]) == shipped
     configs = ROOT_DIR / "configs"
     base = merge_config(configs / "multitask.cfg")["components"]["intent_ner"]
-    assert (base["update_mode"], base["intent_weight"], base["intent_loss"]) == ("joint", 0.1, "softmax")
+    assert (base["update_mode"], base["intent_weight"], base["intent_loss"], base["head_lr_factor"]) == shipped
     paper = merge_config(configs / "multitask.cfg", configs / "paper.cfg")["components"]["intent_ner"]
     assert (paper["update_mode"], paper["intent_lr_factor"], paper["intent_loss"]) == ("alternating", 0.1, "sigmoid_sum")
+    # The paper, and the stored ner_only and joint results, step the heads at the learn rate.
+    for fragment in ("paper.cfg", "ner_only.cfg", "joint.cfg"):
+        assert merge_config(configs / "multitask.cfg", configs / fragment)["components"]["intent_ner"]["head_lr_factor"] == 1.0
     assert DEFAULT_VARIANTS["alternating"] == ("multitask.cfg", "paper.cfg")
     # The stored "joint" results were trained with the summed sigmoid head: the variant keeps it.
     joint = merge_config(configs / "multitask.cfg", configs / "joint.cfg")["components"]["intent_ner"]

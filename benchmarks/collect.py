@@ -31,7 +31,8 @@ REPORTS = {
             "0,1,2",
             "ner_only,alternating,joint,stock,joint+intent_weight=0.5+intent_loss=softmax,joint+intent_weight=0.1+intent_loss=softmax",
         ),
-        "head_lr": ("0", "ner_only,joint+intent_weight=0.1+intent_loss=softmax,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10"),
+        "head_lr": ("0,1,2", "ner_only,joint+intent_weight=0.1+intent_loss=softmax,ner_only+head_lr_factor=10,"
+                    "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10"),
     },
     "atis": {
         "compare": (
@@ -64,6 +65,8 @@ REPORTS = {
         ),
         # NER-only seed 0 trained again with the current code (its first models were not kept)
         "ner_only_retrained": ("0", "ner_only,ner_only+training.max_steps=1500"),
+        "head_lr": ("0,1,2", "ner_only,joint+intent_weight=0.1+intent_loss=softmax,ner_only+head_lr_factor=10,"
+                    "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10"),
     },
     "snips": {
         "intent_loss_seed0": (
@@ -98,7 +101,7 @@ REPORTS = {
     },
     "store_lookup_hard": {
         "compare": ("0,1,2", "ner_only,joint+intent_weight=0.5+intent_loss=softmax,alternating,joint+intent_weight=0.1+intent_loss=softmax"),
-        "head_lr": ("0", "ner_only,joint+intent_weight=0.1+intent_loss=softmax,ner_only+head_lr_factor=10,"
+        "head_lr": ("0,1,2", "ner_only,joint+intent_weight=0.1+intent_loss=softmax,ner_only+head_lr_factor=10,"
                     "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10"),
     },
     "multidomain": {
@@ -110,7 +113,7 @@ REPORTS = {
             "joint+intent_weight=0.1+intent_loss=softmax,joint+intent_weight=0.2+intent_loss=softmax,"
             "joint+intent_weight=0.5+intent_loss=softmax+loss_balance=pcgrad",
         ),
-        "head_lr": ("0", "ner_only,joint+intent_weight=0.1+intent_loss=softmax,ner_only+head_lr_factor=10,"
+        "head_lr": ("0,1,2", "ner_only,joint+intent_weight=0.1+intent_loss=softmax,ner_only+head_lr_factor=10,"
                     "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10"),
     },
 }

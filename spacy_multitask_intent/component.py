@@ -21,10 +21,10 @@ from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer
 
-from .decoding import biluo_to_bio_ids, bio_tags, merge_glued, tags_to_spans, viterbi_bio
+from .decoding import biluo_to_bio_ids, bio_tags, merge_glued, tags_to_spans_batch, viterbi_bio
 from .extensions import LABELS_ATTR, SCORES_ATTR, TAG_PROBS_ATTR, install_extensions
 from .guards import guard_forked_torch, predict_lock
-from .inference import enable_fast_predict, predict_heads
+from .inference import enable_fast_predict, fast_logits, predict_heads
 from .layers import set_dropout
 from .loading import load_model_bytes
 from .losses import DEFAULT_INTENT_THRESHOLD, INTENT_LOSSES, _softmax, _softmax_xent, intent_activation, intent_probs, intent_xent
@@ -372,8 +372,12 @@ class IntentNER(TrainablePipe):
                     outputs, lengths = runtime.predict_logits([docs[i] for i in bucket])
                 else:
                     enable_fast_predict(self.model)  # eval + inference_mode; see inference.py
-                    X, lengths, _ = encode(self.model, [docs[i] for i in bucket], False)
-                    outputs = [ops.to_numpy(y) for y in predict_heads(X, heads)]
+                    fast = fast_logits(self.model, [docs[i] for i in bucket], heads)
+                    if fast is not None:  # short docs: wordpieces.py's arrays, one torch block
+                        outputs, lengths = [ops.to_numpy(y) for y in fast[0]], fast[1]
+                    else:
+                        X, lengths, _ = encode(self.model, [docs[i] for i in bucket], False)
+                        outputs = [ops.to_numpy(y) for y in predict_heads(X, heads)]
             splits = numpy.cumsum(lengths)[:-1]
             for i, part in zip(bucket, numpy.split(_softmax(outputs[0]), splits)):
                 ner_out[i] = part
@@ -387,27 +391,34 @@ class IntentNER(TrainablePipe):
         docs = list(docs)
         ner_probs, intent_probs = scores
         tags = self.tags
-        log_probs = []
-        for doc, probs in zip(docs, ner_probs):
-            lp = numpy.log(numpy.clip(probs, 1e-9, 1.0))
-            if len(doc):
-                # Whitespace tokens are never part of an entity.
-                lp[_is_space(doc), 1:] = -1e9
-            log_probs.append(lp)
-        paths = viterbi_bio(log_probs, tags) if log_probs else []
+        lengths = [len(doc) for doc in docs]
+        # The whole batch's words in one array: one log, one mask, one
+        # gather, and one pass for the spans (a short query's per-doc numpy
+        # calls cost more than the arithmetic).
+        probs_all = numpy.concatenate(ner_probs) if docs else numpy.zeros((0, len(tags)), "f")
+        log_all = numpy.log(numpy.clip(probs_all, 1e-9, 1.0))
+        if len(log_all):
+            # Whitespace tokens are never part of an entity.
+            space = numpy.concatenate([_is_space(doc) for doc in docs])
+            log_all[space, 1:] = -1e9
+        splits = numpy.cumsum(lengths)[:-1]
+        paths = viterbi_bio(numpy.split(log_all, splits), tags) if docs else []
+        path_all = numpy.concatenate(paths) if paths else numpy.zeros((0,), "i")
+        chosen = numpy.split(probs_all[numpy.arange(len(path_all)), path_all].astype("f"), splits)
+        all_spans = tags_to_spans_batch(paths, tags)
         intents = self.intent_labels
-        agg = numpy.max if self.cfg["cats_aggregation"] == "max" else numpy.mean
+        mean = self.cfg["cats_aggregation"] != "max"
         gating = self.cfg["gating"]
         gate_thr = self.cfg["gate_thresholds"]
-        for doc, path, iprobs, probs in zip(docs, paths, intent_probs, ner_probs):
-            if len(doc):
-                doc._.set(TAG_PROBS_ATTR, probs[numpy.arange(len(doc)), path].astype("f"))
-            spans = tags_to_spans(path, tags)
+        for doc, n, spans, iprobs, tag_probs in zip(docs, lengths, all_spans, intent_probs, chosen):
+            ext = doc._
+            if n:
+                ext.set(TAG_PROBS_ATTR, tag_probs)
             spans = merge_glued(spans, doc)
-            if iprobs is not None and len(doc):
-                doc._.set(SCORES_ATTR, iprobs)
-                doc._.set(LABELS_ATTR, intents)
-                cats = agg(iprobs, axis=0)
+            if iprobs is not None and n:
+                ext.set(SCORES_ATTR, iprobs)
+                ext.set(LABELS_ATTR, intents)
+                cats = numpy.add.reduce(iprobs, axis=0) / n if mean else numpy.max(iprobs, axis=0)
                 doc.cats.update(zip(intents, cats.tolist()))
                 if gating:
                     spans = [s for s in spans if self._licensed(s, iprobs, gating, gate_thr)]

@@ -164,22 +164,41 @@ def tags_to_spans(path: Sequence[int], tags: Sequence[str]) -> List[Span]:
     previous word's label (an ill-formed path is read leniently); it runs
     over the following I- tags of the same label.
     """
+    return tags_to_spans_batch([path], tags)[0]
+
+
+def tags_to_spans_batch(paths: Sequence[Sequence[int]], tags: Sequence[str]) -> List[List[Span]]:
+    """``tags_to_spans`` of every path, in one pass over their concatenation
+    (a span never runs across two paths)."""
     label_id, is_begin, names = _tag_parts(tuple(tags))
-    p = numpy.asarray(path, dtype="i")
+    arrays = [numpy.asarray(p, dtype="i").reshape(-1) for p in paths]
+    out: List[List[Span]] = [[] for _ in arrays]
+    if not arrays:
+        return out
+    p = numpy.concatenate(arrays)
     if p.size == 0:
-        return []
+        return out
+    lengths = numpy.fromiter((len(a) for a in arrays), dtype="int64", count=len(arrays))
+    offsets = numpy.cumsum(lengths) - lengths
     lab = label_id[p]
     prev = numpy.empty_like(lab)
     prev[0] = -1
     prev[1:] = lab[:-1]
+    prev[offsets[lengths > 0]] = -1  # a path's first word continues nothing
     tagged = lab >= 0
     cont = tagged & ~is_begin[p] & (lab == prev)
     starts = numpy.flatnonzero(tagged & ~cont)
     if starts.size == 0:
-        return []
-    breaks = numpy.append(numpy.flatnonzero(~cont), len(p))
+        return out
+    breaks = numpy.union1d(numpy.flatnonzero(~cont), offsets + lengths)
     ends = breaks[numpy.searchsorted(breaks, starts, side="right")]
-    return [(int(s), int(e), names[lab[s]]) for s, e in zip(starts, ends)]
+    which = numpy.searchsorted(offsets, starts, side="right") - 1
+    # Paths of length 0 share their offset with the next path; side="right"
+    # picks the last of them, the one that holds the word.
+    base = offsets[which]
+    for b, s, e, k in zip(which.tolist(), (starts - base).tolist(), (ends - base).tolist(), lab[starts].tolist()):
+        out[b].append((s, e, names[k]))
+    return out
 
 
 def biluo_to_bio_ids(biluo: Sequence, tag_index: dict) -> numpy.ndarray:

@@ -16,10 +16,11 @@ eval mode).
 Outputs are identical to thinc's path; ``tests/test_speed.py`` checks it.
 """
 from types import MethodType
-from typing import Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import numpy
-from thinc.api import Model
+from spacy.tokens import Doc
+from thinc.api import Model, torch2xp
 from thinc.shims import PyTorchShim
 
 from .layers import encoder_module, encoder_shim, head_module, head_shim, set_shim_module, shim_module, torch_modules
@@ -89,3 +90,56 @@ def quantize_int8(pipe) -> None:
     for name in ("ner_head", "intent_head"):
         head = pipe.model.get_ref(name)
         set_shim_module(head_shim(head), q(head_module(head)))
+
+
+def fast_logits(model: Model, docs: List[Doc], heads: Sequence[Model]) -> Optional[Tuple[list, List[int]]]:
+    """(logits of each head for the docs' words stacked, word counts) on the
+    torch path, with the host side of ``wordpieces.batch_inputs`` and the
+    encoder, pooling and heads in one ``inference_mode`` block, the same
+    computation as ``encode`` + ``predict_heads``.  ``None`` when the batch
+    is outside that path (a long doc, a slow tokenizer, mixed precision):
+    the caller then takes spacy-transformers' path."""
+    import torch
+
+    from .layers import transformer_of
+    from .model import pooling_of
+    from .wordpieces import batch_inputs
+
+    encoder = model.get_ref("encoder")
+    trf = transformer_of(encoder)
+    shim = encoder_shim(encoder)
+    from spacy_transformers.span_getters import get_strided_spans
+
+    get_spans = trf.attrs.get("get_spans")
+    if getattr(get_spans, "func", None) is not get_strided_spans or getattr(shim, "_mixed_precision", False):
+        return None
+    window = get_spans.keywords["window"]
+    hf = shim_module(shim)
+    token_types = "token_type_ids" in getattr(trf.tokenizer, "model_input_names", ())
+    feeds = batch_inputs(trf.tokenizer, docs, int(window), token_types)
+    if feeds is None:
+        return None
+    first = pooling_of(encoder) == "first"
+    modules = [head_module(h) for h in heads]
+    device = _device(hf)
+    with torch.inference_mode():
+        if hf.training:
+            hf.eval()
+        kwargs = {k: torch.from_numpy(feeds[k]).to(device) for k in ("input_ids", "attention_mask", "token_type_ids") if k in feeds}
+        hidden = hf(**kwargs).last_hidden_state
+        flat = hidden.reshape(-1, hidden.shape[-1])
+        counts = torch.from_numpy(feeds["word_count"]).to(device)
+        pieces = flat.index_select(0, torch.from_numpy(feeds["wp_index"]).to(device))
+        n_words = counts.shape[0]
+        if first:
+            lengths = counts.to(torch.int64)
+            starts = torch.cumsum(lengths, 0) - lengths
+            vectors = torch.zeros((n_words, flat.shape[1]), dtype=flat.dtype, device=device)
+            has = lengths > 0
+            vectors[has] = pieces.index_select(0, starts[has])
+        else:
+            index = torch.from_numpy(feeds["word_index"]).to(device)
+            vectors = torch.zeros((n_words, flat.shape[1]), dtype=flat.dtype, device=device).index_add_(0, index, pieces)
+            vectors = vectors / counts.clamp(min=1.0).unsqueeze(1)
+        outputs = [torch2xp(m.project(vectors)) for m in modules]
+    return outputs, [len(d) for d in docs]

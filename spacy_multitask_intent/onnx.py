@@ -10,10 +10,11 @@ directory holds
   (optionally int8-quantized with ``onnxruntime.quantization.quantize_dynamic``);
 * ``tokenizer/``: the encoder's HF tokenizer (``save_pretrained``).
 
-The Python side of a prediction is the torch path's own: the strided span
-getter (``window``/``stride`` from the original encoder config), spacy-
-transformers' ``huggingface_tokenize``, its alignment (offset mapping, or
-wordpiece strings for slow tokenizers) and its ``truncate_oversize_splits``.
+The Python side of a prediction is the torch path's own: for short docs
+``wordpieces.batch_inputs``; otherwise the strided span getter
+(``window``/``stride`` from the original encoder config), spacy-transformers'
+``huggingface_tokenize``, its alignment (offset mapping, or wordpiece strings
+for slow tokenizers) and its ``truncate_oversize_splits``.
 The graph then averages, for every word, all the sub-word vectors aligned to
 it (in every window that holds it), exactly as the encoder's ``reduce_mean``
 pooling does, or with ``pooling = "first"`` takes the first of them, as
@@ -146,9 +147,16 @@ class OnnxRuntime:
         return self.session
 
     def inputs(self, docs: List[Doc]) -> dict:
-        """The graph's inputs for non-empty docs: the encoder's own span
-        getter, tokenizer call, alignment and truncation (spacy-transformers),
-        then the alignment as (sub-word index, word index, count) triples."""
+        """The graph's inputs for non-empty docs: for short docs the arrays of
+        ``wordpieces.batch_inputs`` (the torch path's own fast host side);
+        otherwise the encoder's own span getter, tokenizer call, alignment and
+        truncation (spacy-transformers), then the alignment as (sub-word
+        index, word index, count) triples.  Both give the same numbers."""
+        from .wordpieces import batch_inputs
+
+        feeds = batch_inputs(self.tokenizer, docs, self.window, self.meta.get("token_types", True))
+        if feeds is not None:
+            return feeds
         from spacy_transformers.align import get_alignment, get_alignment_via_offset_mapping
         from spacy_transformers.data_classes import WordpieceBatch
         from spacy_transformers.layers.transformer_model import huggingface_tokenize

@@ -12,6 +12,7 @@ from spacy_multitask_intent.decoding import (
     biluo_to_bio_ids,
     bio_tags,
     tags_to_spans,
+    tags_to_spans_batch,
     transition_mask,
     viterbi,
     viterbi_bio,
@@ -239,6 +240,7 @@ def test_vectorised_decoding_matches_per_word_reference():
         ref_allowed, ref_start = _mask_reference(tags)
         assert (allowed == ref_allowed).all() and (start == ref_start).all()
         assert not allowed.flags.writeable  # cached: callers cannot corrupt it
+        paths = []
         for _ in range(300):
             n = rng.randint(0, 15)
             # Mostly a few tags, so that runs and label repeats are common.
@@ -246,6 +248,11 @@ def test_vectorised_decoding_matches_per_word_reference():
             path = rng.choice(pool, size=n).tolist()
             assert tags_to_spans(path, tags) == _spans_reference(path, tags)
             assert tags_to_spans(numpy.asarray(path, "i"), tags) == _spans_reference(path, tags)
+            paths.append(path)
+        # The batched form (one pass over all paths, empty ones included):
+        # no span runs from one path into the next.
+        assert tags_to_spans_batch(paths, tags) == [_spans_reference(p, tags) for p in paths]
+        assert tags_to_spans_batch([], tags) == []
 
 
 def test_biluo_to_bio_ids():

@@ -95,15 +95,21 @@ def predict_capture(nlp, examples):
             return out
 
         runtime.predict_logits = hook
-    else:
-        orig = component.predict_heads
+    else:  # the torch path: the arrays' fast path, or spacy-transformers' path + predict_heads
+        orig, orig_fast = component.predict_heads, component.fast_logits
 
         def hook(X, heads):
             out = orig(X, heads)
             captured.append([numpy.asarray(o) for o in out])
             return out
 
-        component.predict_heads = hook
+        def hook_fast(model, docs, heads):
+            out = orig_fast(model, docs, heads)
+            if out is not None:
+                captured.append([numpy.asarray(o) for o in out[0]])
+            return out
+
+        component.predict_heads, component.fast_logits = hook, hook_fast
     try:
         docs = [eg.predicted.copy() for eg in examples]
         for b in range(0, len(docs), 256):  # as nlp.pipe(batch_size=256)
@@ -113,7 +119,7 @@ def predict_capture(nlp, examples):
         if runtime is not None:
             runtime.predict_logits = orig
         else:
-            component.predict_heads = orig
+            component.predict_heads, component.fast_logits = orig, orig_fast
     egs = [Example(d, eg.reference) for d, eg in zip(docs, examples)]
     return captured, docs, egs
 

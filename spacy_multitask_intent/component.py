@@ -21,7 +21,16 @@ from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer
 
-from .decoding import biluo_to_bio_ids, bio_tags, merge_glued, tags_to_spans_batch, viterbi_bio
+from .decoding import (
+    biluo_to_bio_ids,
+    bio_tags,
+    merge_glued,
+    tag_bigram_scores,
+    tags_to_spans_batch,
+    transition_mask,
+    viterbi,
+    viterbi_bio,
+)
 from .extensions import LABELS_ATTR, SCORES_ATTR, TAG_PROBS_ATTR, install_extensions
 from .guards import guard_forked_torch, predict_lock
 from .inference import enable_fast_predict, fast_logits, predict_heads
@@ -69,6 +78,7 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
         "gating": {},
         "gate_thresholds": {},
         "bucket_size": 32,
+        "transition_weight": 0.0,
         "scorer": {"@scorers": "spacy_multitask_intent.intent_ner_scorer.v1"},
     },
     default_score_weights={
@@ -102,6 +112,7 @@ def make_intent_ner(
     gating: Dict[str, List[str]],
     gate_thresholds: Dict[str, float],
     bucket_size: int,
+    transition_weight: float,
     scorer: Optional[Callable],
 ) -> "IntentNER":
     return IntentNER(
@@ -123,6 +134,7 @@ def make_intent_ner(
         gating=gating,
         gate_thresholds=gate_thresholds,
         bucket_size=bucket_size,
+        transition_weight=transition_weight,
         scorer=scorer,
     )
 
@@ -149,6 +161,7 @@ class IntentNER(TrainablePipe):
         gating: Optional[Dict[str, List[str]]] = None,
         gate_thresholds: Optional[Dict[str, float]] = None,
         bucket_size: int = 32,
+        transition_weight: float = 0.0,
         scorer: Optional[Callable] = score_intent_ner,
     ):
         if update_mode not in UPDATE_MODES:
@@ -185,6 +198,8 @@ class IntentNER(TrainablePipe):
             raise ValueError(f"intent_ner: intent_threshold must be in (0, 1], got {intent_threshold}")
         if int(bucket_size) < 1:
             raise ValueError(f"intent_ner: bucket_size must be >= 1, got {bucket_size}")
+        if not float(transition_weight) >= 0.0:
+            raise ValueError(f"intent_ner: transition_weight must be >= 0, got {transition_weight}")
         install_extensions()
         self.vocab = vocab
         self.model = model
@@ -226,6 +241,11 @@ class IntentNER(TrainablePipe):
             # Inference: docs are sorted by length and encoded this many at a
             # time, so each forward pass pads to similar lengths.
             "bucket_size": int(bucket_size),
+            # Decoding: transition_weight x the tag-bigram log-probabilities
+            # of the training data (set by initialize when the weight is > 0,
+            # or by set_transition_scores) added to the constrained decoder.
+            "transition_weight": float(transition_weight),
+            "transition_scores": None,
         }
         self._pending: Optional[Dict] = None  # NER-pass gradients awaiting finish_update
         self._n_updates = 0  # update() calls so far (for intent_weight_warmup)
@@ -337,6 +357,39 @@ class IntentNER(TrainablePipe):
         self.model.get_ref("ner_head").set_dim("nO", len(self.tags), force=True)
         self.model.get_ref("intent_head").set_dim("nO", max(1, len(self.cfg["intents"])), force=True)
         self.model.initialize(X=sample or None)
+        if self.cfg.get("transition_weight"):
+            self.set_transition_scores(get_examples())
+
+    def set_transition_scores(self, examples: Iterable[Example], alpha: float = 1.0) -> None:
+        """Estimate the decoder's transition scores from gold examples: the
+        log-probability of each tag given the previous word's tag, and of each
+        first tag (add-``alpha`` smoothed over the well-formed transitions).
+        ``transition_weight`` scales them at decoding; 0 leaves them unused."""
+        tag_index = {t: i for i, t in enumerate(self.tags)}
+        paths = [biluo_to_bio_ids(eg.get_aligned_ner(), tag_index) for eg in examples]
+        trans, first = tag_bigram_scores(paths, self.tags, alpha)
+        self.cfg["transition_scores"] = {"tags": list(self.tags), "trans": trans.tolist(), "first": first.tolist()}
+        self._transitions = None
+
+    def _transition_scores(self):
+        """(trans, first) arrays scaled by transition_weight, or None."""
+        weight = float(self.cfg.get("transition_weight") or 0.0)
+        if not weight:
+            return None
+        stored = self.cfg.get("transition_scores")
+        if not stored or stored.get("tags") != list(self.tags):
+            raise ValueError(
+                f"intent_ner: transition_weight = {weight} but the component holds no transition scores "
+                "for its tags; they are estimated by nlp.initialize() when transition_weight > 0, or by "
+                "set_transition_scores(examples) on a trained pipeline."
+            )
+        cached = getattr(self, "_transitions", None)
+        if cached is None or cached[0] != (weight, id(stored)):
+            trans = numpy.asarray(stored["trans"], dtype="f")
+            first = numpy.asarray(stored["first"], dtype="f")
+            cached = ((weight, id(stored)), weight * trans, weight * first)
+            self._transitions = cached
+        return cached[1], cached[2]
 
     # --------------------------------------------------------------- forward
     def predict(self, docs: Iterable[Doc]):
@@ -402,7 +455,13 @@ class IntentNER(TrainablePipe):
             space = numpy.concatenate([_is_space(doc) for doc in docs])
             log_all[space, 1:] = -1e9
         splits = numpy.cumsum(lengths)[:-1]
-        paths = viterbi_bio(numpy.split(log_all, splits), tags) if docs else []
+        scored = self._transition_scores()
+        if not docs:
+            paths = []
+        elif scored is None:
+            paths = viterbi_bio(numpy.split(log_all, splits), tags)
+        else:
+            paths = viterbi(numpy.split(log_all, splits), *transition_mask(tags), *scored)
         path_all = numpy.concatenate(paths) if paths else numpy.zeros((0,), "i")
         chosen = numpy.split(probs_all[numpy.arange(len(path_all)), path_all].astype("f"), splits)
         all_spans = tags_to_spans_batch(paths, tags)

@@ -1,6 +1,6 @@
 """BIO tag sets and constrained (well-formed) decoding."""
 from functools import lru_cache
-from typing import List, Sequence, Tuple
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 import numpy
 
@@ -58,7 +58,9 @@ def _transition_mask(tags: Tuple[str, ...]) -> Tuple[numpy.ndarray, numpy.ndarra
     return allowed, start
 
 
-def _decode(log_probs: List[numpy.ndarray], n_tags: int, start: numpy.ndarray, step) -> List[numpy.ndarray]:
+def _decode(
+    log_probs: List[numpy.ndarray], n_tags: int, start: numpy.ndarray, step, start_scores=None
+) -> List[numpy.ndarray]:
     """The batched Viterbi loop shared by viterbi() and viterbi_bio().
 
     step(delta) -> (best, prev): for every doc and next tag, the best score
@@ -77,7 +79,10 @@ def _decode(log_probs: List[numpy.ndarray], n_tags: int, start: numpy.ndarray, s
         scores[b, : len(lp)] = lp
     back = numpy.zeros((B, T, K), dtype="i")
     identity = numpy.arange(K, dtype="i")[None, :]
-    delta = scores[:, 0] + numpy.where(start, 0, NEG)[None, :].astype("f")
+    first = numpy.where(start, 0, NEG).astype("f")
+    if start_scores is not None:
+        first = numpy.where(start, numpy.asarray(start_scores, dtype="f"), NEG).astype("f")
+    delta = scores[:, 0] + first[None, :]
     for t in range(1, T):
         best, prev = step(delta)
         active = (t < lengths)[:, None]
@@ -94,21 +99,58 @@ def _decode(log_probs: List[numpy.ndarray], n_tags: int, start: numpy.ndarray, s
 
 
 def viterbi(
-    log_probs: List[numpy.ndarray], allowed: numpy.ndarray, start: numpy.ndarray
+    log_probs: List[numpy.ndarray],
+    allowed: numpy.ndarray,
+    start: numpy.ndarray,
+    trans_scores: Optional[numpy.ndarray] = None,
+    start_scores: Optional[numpy.ndarray] = None,
 ) -> List[numpy.ndarray]:
     """Best well-formed tag path for each doc, batched over docs.
 
     log_probs: one (n_tokens, n_tags) array per doc; allowed[prev, next]
-    and start[tag] say which transitions and first tags are allowed.
+    and start[tag] say which transitions and first tags are allowed;
+    trans_scores[prev, next] and start_scores[tag], when given, are added to
+    the allowed ones (e.g. ``tag_bigram_scores``).
     """
-    trans = numpy.where(allowed, numpy.float32(0), NEG).astype("f")
+    zero = numpy.float32(0) if trans_scores is None else numpy.asarray(trans_scores, dtype="f")
+    trans = numpy.where(allowed, zero, NEG).astype("f")
 
     def step(delta):
         cand = delta[:, :, None] + trans[None, :, :]  # B x prev x next
         prev = cand.argmax(axis=1)
         return numpy.take_along_axis(cand, prev[:, None, :], axis=1)[:, 0], prev
 
-    return _decode(log_probs, allowed.shape[0], start, step)
+    return _decode(log_probs, allowed.shape[0], start, step, start_scores)
+
+
+def tag_bigram_scores(
+    paths: Iterable[Sequence[int]], tags: Sequence[str], alpha: float = 1.0
+) -> Tuple[numpy.ndarray, numpy.ndarray]:
+    """Transition scores estimated from gold tag paths: log P(next | prev) and
+    log P(first tag), with add-``alpha`` smoothing over the transitions and
+    first tags ``transition_mask`` allows (the others get ``NEG``).  A tag id
+    of -1 (unknown gold) breaks the chain: no transition into or out of it is
+    counted."""
+    allowed, start = transition_mask(tags)
+    K = len(tags)
+    pairs = numpy.zeros((K, K), dtype="f8")
+    firsts = numpy.zeros((K,), dtype="f8")
+    for path in paths:
+        p = numpy.asarray(path, dtype="i").reshape(-1)
+        if p.size and p[0] >= 0:
+            firsts[p[0]] += 1
+        if p.size > 1:
+            a, b = p[:-1], p[1:]
+            ok = (a >= 0) & (b >= 0)
+            numpy.add.at(pairs, (a[ok], b[ok]), 1)
+    pairs = numpy.where(allowed, pairs + alpha, 0.0)
+    firsts = numpy.where(start, firsts + alpha, 0.0)
+    with numpy.errstate(divide="ignore", invalid="ignore"):
+        trans = numpy.log(pairs / numpy.maximum(pairs.sum(axis=1, keepdims=True), 1e-300))
+        first = numpy.log(firsts / max(firsts.sum(), 1e-300))
+    trans = numpy.where(allowed, trans, NEG).astype("f")
+    first = numpy.where(start, first, NEG).astype("f")
+    return trans, first
 
 
 @lru_cache(maxsize=32)

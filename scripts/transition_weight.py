@@ -45,8 +45,8 @@ def main() -> None:
             for i, b in enumerate(range(0, len(done), 256)):
                 proc.set_annotations(done[b : b + 256], scores[i])
             s = scorer.score(examples)
-            rows[str(w)] = {k: s[k] for k in ("ents_p", "ents_r", "ents_f", "intent_acc", "frame_acc")}
-            print(model, w, {k: round(100 * v, 2) for k, v in rows[str(w)].items()}, flush=True)
+            rows[str(w)] = {k: s.get(k) for k in ("ents_p", "ents_r", "ents_f", "intent_acc", "frame_acc")}
+            print(model, w, {k: None if v is None else round(100 * v, 2) for k, v in rows[str(w)].items()}, flush=True)
         result["models"][model] = rows
     with open(a.out, "w") as f:
         json.dump(result, f, indent=2)

@@ -24,6 +24,12 @@ sys.path.insert(0, str(ROOT))  # this checkout's package, not an installed copy
 
 from spacy_multitask_intent import results_table  # noqa: E402
 
+# The heads' learn-rate factor: NER-only and the default at the learn rate, x10 (the default's
+# setting) and x30.
+HEAD_LR = ("0,1,2", "ner_only,joint+intent_weight=0.1+intent_loss=softmax,ner_only+head_lr_factor=10,"
+           "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10,ner_only+head_lr_factor=30,"
+           "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30")
+
 # dataset -> report name -> (seeds, variants in row order)
 REPORTS = {
     "store_lookup": {
@@ -31,8 +37,7 @@ REPORTS = {
             "0,1,2",
             "ner_only,alternating,joint,stock,joint+intent_weight=0.5+intent_loss=softmax,joint+intent_weight=0.1+intent_loss=softmax",
         ),
-        "head_lr": ("0,1,2", "ner_only,joint+intent_weight=0.1+intent_loss=softmax,ner_only+head_lr_factor=10,"
-                    "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10"),
+        "head_lr": HEAD_LR,
     },
     "atis": {
         "compare": (
@@ -101,8 +106,10 @@ REPORTS = {
     },
     "store_lookup_hard": {
         "compare": ("0,1,2", "ner_only,joint+intent_weight=0.5+intent_loss=softmax,alternating,joint+intent_weight=0.1+intent_loss=softmax"),
-        "head_lr": ("0,1,2", "ner_only,joint+intent_weight=0.1+intent_loss=softmax,ner_only+head_lr_factor=10,"
-                    "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10"),
+        "head_lr": HEAD_LR,
+        "pooling_first_seed0": ("0", "ner_only+head_lr_factor=10,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10,"
+                                "ner_only+head_lr_factor=10+components.intent_ner.model.encoder.pooling=first,"
+                                "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10+components.intent_ner.model.encoder.pooling=first"),
     },
     "multidomain": {
         "balance": (  # project.yml, command multidomain-balance
@@ -113,8 +120,7 @@ REPORTS = {
             "joint+intent_weight=0.1+intent_loss=softmax,joint+intent_weight=0.2+intent_loss=softmax,"
             "joint+intent_weight=0.5+intent_loss=softmax+loss_balance=pcgrad",
         ),
-        "head_lr": ("0,1,2", "ner_only,joint+intent_weight=0.1+intent_loss=softmax,ner_only+head_lr_factor=10,"
-                    "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10"),
+        "head_lr": HEAD_LR,
     },
 }
 

@@ -95,7 +95,8 @@ REPORTS = {
             "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10,"
             "joint+intent_weight=0.1+intent_loss=softmax+label_smoothing=0.1,"
             "joint+intent_weight=0.1+intent_loss=softmax+components.intent_ner.model.hidden_width=256,"
-            "joint+intent_weight=0.1+intent_loss=softmax+components.intent_ner.model.encoder.pooling=first",
+            "joint+intent_weight=0.1+intent_loss=softmax+components.intent_ner.model.encoder.pooling=first,"
+            "ner_only+head_lr_factor=30,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30",
         ),
         "learning_rate": (
             "0",

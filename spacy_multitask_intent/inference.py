@@ -100,6 +100,7 @@ def fast_logits(model: Model, docs: List[Doc], heads: Sequence[Model]) -> Option
     is outside that path (a long doc, a slow tokenizer, mixed precision):
     the caller then takes spacy-transformers' path."""
     import torch
+    from spacy_transformers.span_getters import get_strided_spans
 
     from .layers import transformer_of
     from .model import pooling_of
@@ -108,8 +109,6 @@ def fast_logits(model: Model, docs: List[Doc], heads: Sequence[Model]) -> Option
     encoder = model.get_ref("encoder")
     trf = transformer_of(encoder)
     shim = encoder_shim(encoder)
-    from spacy_transformers.span_getters import get_strided_spans
-
     get_spans = trf.attrs.get("get_spans")
     if getattr(get_spans, "func", None) is not get_strided_spans or getattr(shim, "_mixed_precision", False):
         return None

@@ -32,15 +32,6 @@ from spacy.attrs import IDX, LENGTH, SPACY
 from spacy.tokens import Doc
 
 
-def span_text(doc: Doc) -> str:
-    """The text of ``doc[:]``: the doc's text without the last token's
-    trailing whitespace (what spacy-transformers tokenizes)."""
-    text = doc.text
-    if len(doc) and doc[-1].whitespace_:
-        text = text[: -len(doc[-1].whitespace_)]
-    return text
-
-
 def batch_inputs(tokenizer, docs: Sequence[Doc], window: int, token_types: bool = True) -> Optional[dict]:
     """The encoder's inputs and the alignment of a batch of non-empty docs:
     ``input_ids``, ``attention_mask`` (and ``token_type_ids`` when
@@ -54,7 +45,8 @@ def batch_inputs(tokenizer, docs: Sequence[Doc], window: int, token_types: bool 
     if any(len(d) > window or not len(d) for d in docs):
         return None
     arrays = [d.to_array([IDX, LENGTH, SPACY]) for d in docs]
-    # doc[:].text: the doc's text without the last token's trailing space.
+    # What spacy-transformers tokenizes, doc[:].text: the doc's text without
+    # the last token's trailing space (SPACY: the token is followed by one).
     texts = [d.text[:-1] if a[-1, 2] else d.text for d, a in zip(docs, arrays)]
     enc = _encode(tokenizer, texts)
     input_ids = enc["input_ids"]
@@ -118,8 +110,7 @@ def _encode(tokenizer, texts: Sequence[str]) -> dict:
 def align_offsets(words: Sequence[numpy.ndarray], texts: Sequence[str], offsets: numpy.ndarray) -> dict:
     """``wp_index``, ``word_index`` and ``word_count`` from the sub-words'
     character ``offsets`` (docs, sub-words, 2); ``words`` holds each doc's
-    (character offset, length) per word, ``texts`` the tokenized strings
-    (``span_text``)."""
+    (character offset, length) per word, ``texts`` the tokenized strings."""
     n_docs, width = offsets.shape[:2]
     # Every doc's characters on one axis: doc i starts at base[i], and its
     # positions run to len(text) inclusive (the position after the text).

@@ -8,7 +8,7 @@ from spacy_transformers.align import get_alignment_via_offset_mapping
 from spacy_transformers.layers.transformer_model import huggingface_tokenize
 
 from spacy_multitask_intent.inference import fast_logits
-from spacy_multitask_intent.wordpieces import batch_inputs, span_text
+from spacy_multitask_intent.wordpieces import batch_inputs
 
 from conftest import PAPER, intent_ner_config, toy_examples, train
 
@@ -28,13 +28,6 @@ def tokenizer(tiny_bert):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(tiny_bert), use_fast=True)
-
-
-def test_span_text_is_spacy_transformers_input():
-    nlp = spacy.blank("en")
-    for text in TEXTS:
-        doc = nlp.make_doc(text)
-        assert span_text(doc) == doc[:].text
 
 
 @pytest.mark.parametrize("state", ["fresh", "unpadded", "padded", "truncating"])

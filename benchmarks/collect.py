@@ -70,8 +70,7 @@ REPORTS = {
         ),
         # NER-only seed 0 trained again with the current code (its first models were not kept)
         "ner_only_retrained": ("0", "ner_only,ner_only+training.max_steps=1500"),
-        "head_lr": ("0,1,2", "ner_only,joint+intent_weight=0.1+intent_loss=softmax,ner_only+head_lr_factor=10,"
-                    "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10"),
+        "head_lr": HEAD_LR,
     },
     "snips": {
         "intent_loss_seed0": (

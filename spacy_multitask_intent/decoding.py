@@ -79,9 +79,7 @@ def _decode(
         scores[b, : len(lp)] = lp
     back = numpy.zeros((B, T, K), dtype="i")
     identity = numpy.arange(K, dtype="i")[None, :]
-    first = numpy.where(start, 0, NEG).astype("f")
-    if start_scores is not None:
-        first = numpy.where(start, numpy.asarray(start_scores, dtype="f"), NEG).astype("f")
+    first = numpy.where(start, 0 if start_scores is None else numpy.asarray(start_scores, dtype="f"), NEG).astype("f")
     delta = scores[:, 0] + first[None, :]
     for t in range(1, T):
         best, prev = step(delta)

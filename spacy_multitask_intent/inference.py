@@ -92,6 +92,30 @@ def quantize_int8(pipe) -> None:
         set_shim_module(head_shim(head), q(head_module(head)))
 
 
+def pool_words(hidden, wp_index, word_index, word_count, first: bool):
+    """Word vectors from the encoder's sub-word states (batch, length, width):
+    the mean of each word's sub-words (rows ``wp_index`` of the flattened
+    states, word ``word_index``, ``word_count`` per word), or with ``first``
+    the first of them; zeros for a word without sub-words.  The torch fast
+    path and the exported ONNX graph both pool with it (so it keeps to ops
+    that export: ``scatter_add``, ``index_select``)."""
+    import torch
+
+    flat = hidden.reshape(-1, hidden.shape[-1])
+    pieces = flat.index_select(0, wp_index)
+    zeros = torch.zeros((word_count.shape[0], flat.shape[1]), dtype=flat.dtype, device=flat.device)
+    if first:
+        # The pairs are grouped by word: a word's first pair is at the running
+        # count of the words before it.  Row 0 of `padded` is zeros, the vector
+        # of a word without sub-words.
+        counts = word_count.to(torch.int64)
+        starts = torch.cumsum(counts, 0) - counts
+        padded = torch.cat([zeros[:1], pieces], 0)
+        return padded.index_select(0, torch.where(counts > 0, starts + 1, torch.zeros_like(starts)))
+    index = word_index.unsqueeze(1).expand(-1, flat.shape[1])
+    return zeros.scatter_add(0, index, pieces) / word_count.clamp(min=1.0).unsqueeze(1)
+
+
 def fast_logits(model: Model, docs: List[Doc], heads: Sequence[Model]) -> Optional[Tuple[list, List[int]]]:
     """(logits of each head for the docs' words stacked, word counts) on the
     torch path, with the host side of ``wordpieces.batch_inputs`` and the
@@ -126,19 +150,7 @@ def fast_logits(model: Model, docs: List[Doc], heads: Sequence[Model]) -> Option
             hf.eval()
         kwargs = {k: torch.from_numpy(feeds[k]).to(device) for k in ("input_ids", "attention_mask", "token_type_ids") if k in feeds}
         hidden = hf(**kwargs).last_hidden_state
-        flat = hidden.reshape(-1, hidden.shape[-1])
-        counts = torch.from_numpy(feeds["word_count"]).to(device)
-        pieces = flat.index_select(0, torch.from_numpy(feeds["wp_index"]).to(device))
-        n_words = counts.shape[0]
-        if first:
-            lengths = counts.to(torch.int64)
-            starts = torch.cumsum(lengths, 0) - lengths
-            vectors = torch.zeros((n_words, flat.shape[1]), dtype=flat.dtype, device=device)
-            has = lengths > 0
-            vectors[has] = pieces.index_select(0, starts[has])
-        else:
-            index = torch.from_numpy(feeds["word_index"]).to(device)
-            vectors = torch.zeros((n_words, flat.shape[1]), dtype=flat.dtype, device=device).index_add_(0, index, pieces)
-            vectors = vectors / counts.clamp(min=1.0).unsqueeze(1)
+        index = {k: torch.from_numpy(feeds[k]).to(device) for k in ("wp_index", "word_index", "word_count")}
+        vectors = pool_words(hidden, index["wp_index"], index["word_index"], index["word_count"], first)
         outputs = [torch2xp(m.project(vectors)) for m in modules]
     return outputs, [len(d) for d in docs]

@@ -316,6 +316,7 @@ def _export_module(pipe):
     (each head's ``project``: the head without dropout, linear or MLP)."""
     import torch
 
+    from .inference import pool_words
     from .layers import encoder_module, head_module, transformer_of
     from .model import pooling_of
 
@@ -336,24 +337,8 @@ def _export_module(pipe):
             if token_type_ids is not None:
                 kwargs["token_type_ids"] = token_type_ids
             hidden = self.encoder(**kwargs).last_hidden_state
-            flat = hidden.reshape(-1, hidden.shape[-1])
-            pieces = flat.index_select(0, wp_index)
-            if first:
-                # The pairs are grouped by word: a word's first pair is at the
-                # running count of the words before it.  Row 0 of `padded` is
-                # zeros, the vector of a word without sub-words.
-                counts = word_count.to(torch.int64)
-                starts = torch.cumsum(counts, 0) - counts
-                padded = torch.cat([torch.zeros((1, flat.shape[1]), dtype=flat.dtype), pieces], 0)
-                vectors = padded.index_select(0, torch.where(counts > 0, starts + 1, torch.zeros_like(starts)))
-            else:
-                # scatter_add exports as ScatterElements(reduction="add") (opset >= 16),
-                # which sums repeated indices (a word of several sub-words)
-                index = word_index.unsqueeze(1).expand(-1, flat.shape[1])
-                sums = torch.zeros((word_count.shape[0], flat.shape[1]), dtype=flat.dtype).scatter_add(
-                    0, index, pieces
-                )
-                vectors = sums / word_count.clamp(min=1.0).unsqueeze(1)
+            # scatter_add exports as ScatterElements(reduction="add") (opset >= 16)
+            vectors = pool_words(hidden, wp_index, word_index, word_count, first)
             return self.ner.project(vectors), self.intent.project(vectors)
 
     return IntentNEROnnx().eval(), trf

@@ -410,22 +410,52 @@ def _set_meta(onnx_path: Path, meta: dict) -> None:
     onnx.save(model, str(onnx_path))
 
 
-def quantize_onnx(src: Path, dst: Path, per_channel: bool = False) -> None:
+def ffn_down_projections(onnx_path: Path, width: int) -> List[str]:
+    """The MatMul nodes of the graph whose constant weight maps a wider layer
+    down to the encoder's ``width`` (shape [n, width], n > width): in a
+    BERT-family encoder, each layer's feed-forward output projection.  Found
+    by shape, not by name, so any such encoder's export works."""
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    shapes = {i.name: list(i.dims) for i in model.graph.initializer}
+    return [
+        node.name
+        for node in model.graph.node
+        if node.op_type == "MatMul"
+        and any(len(shapes.get(x, [])) == 2 and shapes[x][1] == width and shapes[x][0] > width for x in node.input)
+    ]
+
+
+def quantize_onnx(src: Path, dst: Path, per_channel: bool = False, keep_fp32: Sequence[str] = ()) -> None:
     """Dynamic int8 quantization of the graph's MatMul/Gemm weights; with
-    `per_channel`, one scale per output column instead of one per matrix."""
+    `per_channel`, one scale per output column instead of one per matrix;
+    the nodes named in `keep_fp32` stay fp32."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=per_channel)
+    quantize_dynamic(
+        str(src), str(dst), weight_type=QuantType.QInt8, per_channel=per_channel, nodes_to_exclude=list(keep_fp32)
+    )
 
 
 def export_pipeline(
-    model: Union[str, Path], out: Union[str, Path], *, int8: bool = False, per_channel: bool = True, opset: int = 17
+    model: Union[str, Path],
+    out: Union[str, Path],
+    *,
+    int8: bool = False,
+    per_channel: bool = True,
+    fp32_ffn_out: bool = False,
+    opset: int = 17,
 ) -> Path:
     """Write the pipeline at ``model`` to ``out`` with its ``intent_ner`` run
     by ONNX Runtime (see the module docstring).  Returns the .onnx path.
     ``int8``: dynamic int8 weights, with one scale per output column unless
     ``per_channel`` is False (per-channel keeps the decoded entities and
-    intents closer to fp32; docs/onnx.md)."""
+    intents closer to fp32; docs/onnx.md).  ``fp32_ffn_out`` (with ``int8``):
+    the encoder's feed-forward output projections stay fp32 (answers closer
+    to fp32, a larger and slower graph; docs/onnx.md)."""
+    if fp32_ffn_out and not int8:
+        raise ValueError("export: fp32_ffn_out only applies with int8")
     import copy
 
     import spacy
@@ -455,13 +485,17 @@ def export_pipeline(
         final = fp32
         if int8:
             final = tmp / ONNX_FILE
-            quantize_onnx(fp32, final, per_channel=per_channel)
+            keep = ffn_down_projections(fp32, int(trf.get_dim("nO"))) if fp32_ffn_out else []
+            if fp32_ffn_out and not keep:
+                raise ValueError(f"export: found no feed-forward output projection in the encoder of {model}")
+            quantize_onnx(fp32, final, per_channel=per_channel, keep_fp32=keep)
         meta = {
             "format": FORMAT,
             "tags": list(pipe.tags),
             "intents": list(pipe.intent_labels) or [""],
             "int8": bool(int8),
             "int8_scales": ("channel" if per_channel else "tensor") if int8 else None,
+            "int8_fp32_nodes": len(keep) if int8 else None,
             "fast": bool(getattr(tokenizer, "is_fast", True)),
             "width": int(trf.get_dim("nO")),
             "pooling": pooling_of(pipe.model.get_ref("encoder")),

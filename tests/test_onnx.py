@@ -192,6 +192,38 @@ def test_export_int8_per_tensor_keeps_one_scale_per_matrix(exported, tmp_path):
     assert result.returncode == 1 and "--per-tensor only applies with --int8" in result.stderr
 
 
+def test_export_int8_can_keep_the_feed_forward_outputs_fp32(exported, tmp_path):
+    import onnx
+
+    from spacy_multitask_intent.onnx import ffn_down_projections
+
+    base, nlp = exported
+    full = export_pipeline(base / "torch", tmp_path / "q", int8=True)
+    kept = export_pipeline(base / "torch", tmp_path / "k", int8=True, fp32_ffn_out=True)
+    # The tiny BERT's two layers each map their 37-wide feed-forward layer back to 32.
+    fp32_graph = base / "onnx" / "intent_ner" / ONNX_FILE
+    names = ffn_down_projections(fp32_graph, 32)
+    assert len(names) == 2 and all("output" in n and "attention" not in n for n in names), names
+
+    def plain_matmuls(path):
+        return sorted(n.name for n in onnx.load(str(path)).graph.node if n.op_type == "MatMul")
+
+    # Those two stay plain fp32 MatMuls (their weights fp32), every other weight is int8.
+    assert set(names) <= set(plain_matmuls(kept)) and not set(names) & set(plain_matmuls(full))
+    meta = {p.key: p.value for p in onnx.load(str(kept)).metadata_props}
+    assert meta["intent_ner.int8_fp32_nodes"] == "2"
+    q = spacy.load(tmp_path / "k")
+    for d, r in zip(q.pipe(TEXTS), nlp.pipe(TEXTS)):
+        assert set(d.cats) == set(r.cats) and all(abs(d.cats[k] - r.cats[k]) < 0.1 for k in r.cats)
+    with pytest.raises(ValueError, match="fp32_ffn_out only applies with int8"):
+        export_pipeline(base / "torch", tmp_path / "x", fp32_ffn_out=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "spacy_multitask_intent", "export", str(base / "torch"), str(tmp_path / "y"), "--fp32-ffn-out"],
+        cwd=ROOT_DIR, capture_output=True, text=True,
+    )
+    assert result.returncode == 1 and "--fp32-ffn-out only applies with --int8" in result.stderr
+
+
 def test_export_cli_int8_loads_and_runs(exported, tmp_path):
     base, nlp = exported
     out = tmp_path / "int8"

@@ -1,0 +1,134 @@
+#!/usr/bin/env python
+"""How far the batch-32 ratio "ORT int8 / torch fp32" can go: the exported
+int8 graph alone against both pipelines.
+
+Four systems take turns over blocks of 256 queries, at batch 32:
+
+- ``torch_fp32``: ``nlp.pipe`` of the torch pipeline;
+- ``ort_int8``: ``nlp.pipe`` of its int8 export;
+- ``ort_int8_graph``: the int8 export's ``session.run`` alone, on the inputs
+  ``nlp.pipe`` would give it (computed before the timer starts): no spaCy
+  tokenizer, no word-piece tokenizer, no decoding, no Docs;
+- ``ort_int8_graph_halves`` (with ``--halves``): the same, each batch of 32
+  sorted by length and run as two calls of 16 (less padding, one more call);
+- ``graph:NAME`` (with ``--graph NAME=EXPORT``, repeatable): the ``session.run``
+  of another export of the same pipeline (e.g. another quantization) on the
+  same inputs.
+
+Each repetition prints queries/s and the ratios.  ``ort_int8_graph /
+torch_fp32`` is what the pipeline's ratio would be with a host side that
+cost nothing.
+
+    python benchmarks/ort_graph.py --model training/store_lookup/multitask/model-best \\
+        --int8 EXPORT_INT8 --data corpus/store_lookup/test.spacy --reps 3 --halves
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench  # noqa: E402
+import spacy  # noqa: E402
+
+from spacy_multitask_intent.component import IntentNER  # noqa: E402
+
+
+def _pipe(nlp) -> IntentNER:
+    return next(proc for _, proc in nlp.pipeline if isinstance(proc, IntentNER))
+
+
+def graph_inputs(nlp, texts, batch=32, halves=False):
+    """The feeds ``intent_ner.predict`` hands to ONNX Runtime for each batch
+    of ``texts`` (its docs sorted by length, as predict does), or, with
+    ``halves``, for each half of each sorted batch."""
+    runtime = _pipe(nlp).model.attrs["runtime"]
+    keep = set(runtime.meta["inputs"])
+    feeds = []
+    for start in range(0, len(texts), batch):
+        docs = sorted((nlp.make_doc(t) for t in texts[start: start + batch]), key=len)
+        parts = [docs[: len(docs) // 2], docs[len(docs) // 2:]] if halves and len(docs) > 1 else [docs]
+        for part in parts:
+            feeds.append({k: v for k, v in runtime.inputs(part).items() if k in keep})
+    return runtime.session, feeds
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="trained intent_ner pipeline (torch)")
+    p.add_argument("--int8", required=True, help="its int8 export (python -m spacy_multitask_intent export MODEL OUT --int8)")
+    p.add_argument("--data", required=True, help=".spacy corpus: its 5-15-word texts are the queries")
+    p.add_argument("--queries", type=int, default=2048)
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--halves", action="store_true", help="also time the graph on length-sorted halves of each batch")
+    p.add_argument("--graph", action="append", default=[], metavar="NAME=EXPORT",
+                   help="also time the graph alone of this export (repeatable)")
+    p.add_argument("--out", default=None, help="write the repetitions as JSON here")
+    a = p.parse_args(argv)
+    torch_nlp, ort_nlp = spacy.load(a.model), spacy.load(a.int8)
+    if "runtime" not in _pipe(ort_nlp).model.attrs:
+        raise SystemExit(f"ort_graph: {a.int8} is not an exported (ONNX) intent_ner pipeline")
+    texts = bench.cycle(bench.read_texts(a.data), a.queries)
+    blocks = [texts[s: s + 256] for s in range(0, len(texts), 256)]
+    graphs = {"ort_int8_graph": [graph_inputs(ort_nlp, b) for b in blocks]}
+    if a.halves:
+        graphs["ort_int8_graph_halves"] = [graph_inputs(ort_nlp, b, halves=True) for b in blocks]
+    for spec in a.graph:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise SystemExit(f"ort_graph: --graph takes NAME=EXPORT, got {spec!r}")
+        other = _pipe(spacy.load(path)).model.attrs.get("runtime")
+        if other is None:
+            raise SystemExit(f"ort_graph: {path} is not an exported (ONNX) intent_ner pipeline")
+        graphs["graph:" + name] = [(other.session, feeds) for _, feeds in graphs["ort_int8_graph"]]
+
+    # Share of the sub-word positions each graph system computes that are
+    # real (attention mask 1), not padding.
+    real = {name: round(sum(int(f["attention_mask"].sum()) for _, feeds in blocks_ for f in feeds)
+                        / sum(f["attention_mask"].size for _, feeds in blocks_ for f in feeds), 3)
+            for name, blocks_ in graphs.items()}
+    print(json.dumps({"real_positions": real}), flush=True)
+
+    def run(system, i):
+        if system in graphs:
+            session, feeds = graphs[system][i]
+            t0 = time.perf_counter()
+            for f in feeds:
+                session.run(None, f)
+            return time.perf_counter() - t0
+        nlp = torch_nlp if system == "torch_fp32" else ort_nlp
+        t0 = time.perf_counter()
+        for _ in nlp.pipe(blocks[i], batch_size=32):
+            pass
+        return time.perf_counter() - t0
+
+    systems = ("torch_fp32", "ort_int8", *graphs)
+    for s in systems:  # warm-up
+        run(s, 0)
+    reps = []
+    for rep in range(a.reps):
+        total = dict.fromkeys(systems, 0.0)
+        for i in range(len(blocks)):
+            for s in systems:
+                total[s] += run(s, i)
+        qps = {s: len(texts) / total[s] for s in systems}
+        row = {"rep": rep, "qps": {s: round(v, 1) for s, v in qps.items()},
+               "ort_int8/torch_fp32": round(qps["ort_int8"] / qps["torch_fp32"], 3),
+               "ort_int8_graph/torch_fp32": round(qps["ort_int8_graph"] / qps["torch_fp32"], 3),
+               "ort_int8/ort_int8_graph": round(qps["ort_int8"] / qps["ort_int8_graph"], 3)}
+        if a.halves:
+            row["ort_int8_graph_halves/ort_int8_graph"] = round(
+                qps["ort_int8_graph_halves"] / qps["ort_int8_graph"], 3)
+        for g in a.graph:
+            g = "graph:" + g.partition("=")[0]
+            row[g + "/ort_int8_graph"] = round(qps[g] / qps["ort_int8_graph"], 3)
+        print(json.dumps(row), flush=True)
+        reps.append(row)
+    if a.out:
+        Path(a.out).write_text(json.dumps({"command": "python " + " ".join(sys.argv), "env": bench.env_info(),
+                                           "real_positions": real, "reps": reps}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

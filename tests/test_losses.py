@@ -109,7 +109,7 @@ def test_the_shipped_default_is_joint_softmax_and_the_paper_is_one_switch_away(t
 
     nlp = spacy.blank("en")
     cfg = nlp.add_pipe("intent_ner", config={"model": {"encoder": {"name": str(tiny_bert)}}}).cfg
-    shipped = ("joint", 0.1, "softmax", 10.0)
+    shipped = ("joint", 0.1, "softmax", 30.0)
     assert (cfg["update_mode"], cfg["intent_weight"], cfg["intent_loss"], cfg["head_lr_factor"]) == shipped
     configs = ROOT_DIR / "configs"
     base = merge_config(configs / "multitask.cfg")["components"]["intent_ner"]

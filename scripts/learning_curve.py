@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's package, not an installed copy
 
 DEFAULT_FRACTIONS = "5,10,25,50"
-DEFAULT_VARIANTS = "ner_only,joint+intent_weight=0.1+intent_loss=softmax"
+DEFAULT_VARIANTS = "ner_only+head_lr_factor=30,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30"
 FULL = 100.0
 
 
@@ -203,7 +203,7 @@ def short_names(variants: Sequence[str]) -> Dict[str, str]:
     names = {}
     for v in variants:
         if not is_multitask(v):
-            names[v] = "NER-only" if v == "ner_only" else v
+            names[v] = "NER-only" if len(variants) - len(multi) == 1 else v
         else:
             names[v] = "multitask" if len(multi) == 1 else f"multitask {multi.index(v) + 1}"
     return names

@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT))  # this checkout's package, not an installed copy
 
 from spacy_multitask_intent import results_table  # noqa: E402
 
-# The heads' learn-rate factor: NER-only and the default at the learn rate, x10 (the default's
-# setting) and x30.
+# The heads' learn-rate factor: NER-only and the default's recipe at the learn rate, x10 and x30
+# (the default's setting).
 HEAD_LR = ("0,1,2", "ner_only,joint+intent_weight=0.1+intent_loss=softmax,ner_only+head_lr_factor=10,"
            "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10,ner_only+head_lr_factor=30,"
            "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30")

@@ -78,10 +78,11 @@ def main(argv=None):
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
             raise SystemExit(f"ort_graph: --graph takes NAME=EXPORT, got {spec!r}")
-        other = _pipe(spacy.load(path)).model.attrs.get("runtime")
-        if other is None:
+        other = spacy.load(path)
+        if "runtime" not in _pipe(other).model.attrs:
             raise SystemExit(f"ort_graph: {path} is not an exported (ONNX) intent_ner pipeline")
-        graphs["graph:" + name] = [(other.session, feeds) for _, feeds in graphs["ort_int8_graph"]]
+        # Its own inputs (an export may take other ones, e.g. no token_type_ids).
+        graphs["graph:" + name] = [graph_inputs(other, b) for b in blocks]
 
     # Share of the sub-word positions each graph system computes that are
     # real (attention mask 1), not padding.

@@ -221,3 +221,11 @@ def test_jobs_lists_only_missing_runs(tmp_path):
     assert "toy_p05 ner_only 0 1500" not in runs
     assert runs[0] == "toy_p05 ner_only 1 1500" and f"toy {MT} 1 1500" in runs
     assert len(runs) == 7 and [len(line.split(";")) for line in lines] == [3, 3, 1]
+
+
+def test_short_names_call_the_one_baseline_ner_only_whatever_its_settings():
+    ner30, mt30 = "ner_only+head_lr_factor=30", "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30"
+    assert lc.short_names([ner30, mt30]) == {ner30: "NER-only", mt30: "multitask"}
+    # Two baselines keep their own names, so the columns stay apart.
+    names = lc.short_names(["ner_only", ner30, mt30])
+    assert names["ner_only"] == "ner_only" and names[ner30] == ner30 and names[mt30] == "multitask"

@@ -125,6 +125,13 @@ def model_size(nlp) -> dict:
 
 
 # ------------------------------------------------------------------- data
+def intent_ner_name(nlp) -> str:
+    """The name of the pipeline's ``intent_ner`` component (whatever it was added as)."""
+    from spacy_multitask_intent.component import IntentNER
+
+    return next(name for name, proc in nlp.pipeline if isinstance(proc, IntentNER))
+
+
 def read_texts(path):
     nlp = spacy.blank("en")
     texts = []

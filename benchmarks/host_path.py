@@ -33,7 +33,7 @@ def main(argv=None):
     p.add_argument("--out", default=None, help="write the repetitions as JSON here")
     a = p.parse_args(argv)
     nlp = spacy.load(a.model)
-    name = next(n for n, proc in nlp.pipeline if isinstance(proc, component.IntentNER))
+    name = bench.intent_ner_name(nlp)
     enc = nlp.config.interpolate()["components"][name]["model"].get("encoder", {})
     floor = bench.Floor(resolve_encoder_name(enc.get("name", "all-MiniLM-L6-v2")))
     texts = bench.cycle(bench.read_texts(a.data), a.queries)

@@ -55,18 +55,12 @@ TARGETS = {
 log = bench.log
 
 
-def _pipe_name(nlp):
-    from spacy_multitask_intent.component import IntentNER
-
-    return next(name for name, proc in nlp.pipeline if isinstance(proc, IntentNER))
-
-
 def load_system(name, paths):
     if name == "floor":
         return bench.Floor(paths["floor"])
     nlp = spacy.load(paths[name.replace("int8", "fp32") if name == "torch_int8" else name])
     if name == "torch_int8":
-        quantize_int8(nlp.get_pipe(_pipe_name(nlp)))
+        quantize_int8(nlp.get_pipe(bench.intent_ner_name(nlp)))
     return nlp
 
 
@@ -82,7 +76,7 @@ def predict_capture(nlp, examples):
     import spacy_multitask_intent.component as component
     from spacy.training import Example
 
-    name = _pipe_name(nlp)
+    name = bench.intent_ner_name(nlp)
     proc = nlp.get_pipe(name)
     captured = []
     runtime = proc.model.attrs.get("runtime")
@@ -136,7 +130,7 @@ def same_answers(systems, path, split=None, names=("torch_fp32", "ort_fp32", "or
     for name in names:
         log(f"same answers: {name} over {len(examples)} docs")
         nlp = systems[name]
-        proc = nlp.get_pipe(_pipe_name(nlp))
+        proc = nlp.get_pipe(bench.intent_ner_name(nlp))
         logits, docs, egs = predict_capture(nlp, examples)
         runs[name] = (logits, docs)
         parts = {"all": egs}
@@ -146,7 +140,7 @@ def same_answers(systems, path, split=None, names=("torch_fp32", "ort_fp32", "or
         for part, sub in parts.items():
             scores = proc.score(sub)
             acc[name][part] = {k: scores.get(k) for k in keys}
-    tproc = ref_nlp.get_pipe(_pipe_name(ref_nlp))
+    tproc = ref_nlp.get_pipe(bench.intent_ner_name(ref_nlp))
     t_logits, t_docs = runs["torch_fp32"]
     agree = {}
     for name in names[1:]:
@@ -157,7 +151,7 @@ def same_answers(systems, path, split=None, names=("torch_fp32", "ort_fp32", "or
             diff["ner"] = max(diff["ner"], float(numpy.abs(t[0] - o[0]).max()))
             if tproc.uses_intents:
                 diff["intent"] = max(diff["intent"], float(numpy.abs(t[1] - o[1]).max()))
-        oproc = systems[name].get_pipe(_pipe_name(systems[name]))
+        oproc = systems[name].get_pipe(bench.intent_ner_name(systems[name]))
         same_spans = same_intents = 0
         mism = []
         for a, b in zip(t_docs, o_docs):
@@ -327,7 +321,7 @@ def main(argv=None):
         export_pipeline(args.model, paths[name], int8=int8)
         R.setdefault("export_seconds", {})[name] = time.perf_counter() - t0
     torch_nlp = spacy.load(args.model)
-    enc_cfg = torch_nlp.config.interpolate()["components"][_pipe_name(torch_nlp)]["model"].get("encoder", {})
+    enc_cfg = torch_nlp.config.interpolate()["components"][bench.intent_ner_name(torch_nlp)]["model"].get("encoder", {})
     paths["floor"] = Path(resolve_encoder_name(enc_cfg.get("name", "all-MiniLM-L6-v2")))
     R["paths"] = {k: str(v) for k, v in paths.items()}
 

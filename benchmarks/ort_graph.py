@@ -32,18 +32,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench  # noqa: E402
 import spacy  # noqa: E402
 
-from spacy_multitask_intent.component import IntentNER  # noqa: E402
+
+def onnx_runtime(nlp, path):
+    """The ONNX runtime of the exported pipeline ``nlp`` loaded from ``path``."""
+    runtime = nlp.get_pipe(bench.intent_ner_name(nlp)).model.attrs.get("runtime")
+    if runtime is None:
+        raise SystemExit(f"ort_graph: {path} is not an exported (ONNX) intent_ner pipeline")
+    return runtime
 
 
-def _pipe(nlp) -> IntentNER:
-    return next(proc for _, proc in nlp.pipeline if isinstance(proc, IntentNER))
-
-
-def graph_inputs(nlp, texts, batch=32, halves=False):
-    """The feeds ``intent_ner.predict`` hands to ONNX Runtime for each batch
-    of ``texts`` (its docs sorted by length, as predict does), or, with
-    ``halves``, for each half of each sorted batch."""
-    runtime = _pipe(nlp).model.attrs["runtime"]
+def graph_inputs(nlp, runtime, texts, batch=32, halves=False):
+    """The feeds ``intent_ner.predict`` hands to ``runtime`` (the ONNX runtime
+    of ``nlp``) for each batch of ``texts`` (its docs sorted by length, as
+    predict does), or, with ``halves``, for each half of each sorted batch."""
     keep = set(runtime.meta["inputs"])
     feeds = []
     for start in range(0, len(texts), batch):
@@ -67,22 +68,19 @@ def main(argv=None):
     p.add_argument("--out", default=None, help="write the repetitions as JSON here")
     a = p.parse_args(argv)
     torch_nlp, ort_nlp = spacy.load(a.model), spacy.load(a.int8)
-    if "runtime" not in _pipe(ort_nlp).model.attrs:
-        raise SystemExit(f"ort_graph: {a.int8} is not an exported (ONNX) intent_ner pipeline")
+    ort_runtime = onnx_runtime(ort_nlp, a.int8)
     texts = bench.cycle(bench.read_texts(a.data), a.queries)
     blocks = [texts[s: s + 256] for s in range(0, len(texts), 256)]
-    graphs = {"ort_int8_graph": [graph_inputs(ort_nlp, b) for b in blocks]}
+    graphs = {"ort_int8_graph": [graph_inputs(ort_nlp, ort_runtime, b) for b in blocks]}
     if a.halves:
-        graphs["ort_int8_graph_halves"] = [graph_inputs(ort_nlp, b, halves=True) for b in blocks]
+        graphs["ort_int8_graph_halves"] = [graph_inputs(ort_nlp, ort_runtime, b, halves=True) for b in blocks]
     for spec in a.graph:
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
             raise SystemExit(f"ort_graph: --graph takes NAME=EXPORT, got {spec!r}")
         other = spacy.load(path)
-        if "runtime" not in _pipe(other).model.attrs:
-            raise SystemExit(f"ort_graph: {path} is not an exported (ONNX) intent_ner pipeline")
         # Its own inputs (an export may take other ones, e.g. no token_type_ids).
-        graphs["graph:" + name] = [graph_inputs(other, b) for b in blocks]
+        graphs["graph:" + name] = [graph_inputs(other, onnx_runtime(other, path), b) for b in blocks]
 
     # Share of the sub-word positions each graph system computes that are
     # real (attention mask 1), not padding.

@@ -19,6 +19,16 @@ Each repetition prints queries/s and the ratios.  ``ort_int8_graph /
 torch_fp32`` is what the pipeline's ratio would be with a host side that
 cost nothing.
 
+Systems that take turns in one process share more than the machine: after
+its last call, ONNX Runtime's thread pool keeps spinning, and torch's OpenMP
+threads too, on cores the next system needs.  ``--isolated`` times each
+system in its own child process instead (load, one warm-up block, then every
+block), the systems in turn, a fresh process per system and repetition: no
+system shares a process with another.
+
+    python benchmarks/ort_graph.py --model MODEL --int8 EXPORT_INT8 \
+        --data corpus/store_lookup/test.spacy --reps 3 --isolated
+
     python benchmarks/ort_graph.py --model training/store_lookup/multitask/model-best \\
         --int8 EXPORT_INT8 --data corpus/store_lookup/test.spacy --reps 3 --halves
 """
@@ -66,21 +76,38 @@ def main(argv=None):
     p.add_argument("--graph", action="append", default=[], metavar="NAME=EXPORT",
                    help="also time the graph alone of this export (repeatable)")
     p.add_argument("--out", default=None, help="write the repetitions as JSON here")
+    p.add_argument("--isolated", action="store_true",
+                   help="time each system in its own child process, the systems in turn (see above)")
+    p.add_argument("--only", default=None, help=argparse.SUPPRESS)  # the child of --isolated: one system
     a = p.parse_args(argv)
-    torch_nlp, ort_nlp = spacy.load(a.model), spacy.load(a.int8)
-    ort_runtime = onnx_runtime(ort_nlp, a.int8)
-    texts = bench.cycle(bench.read_texts(a.data), a.queries)
-    blocks = [texts[s: s + 256] for s in range(0, len(texts), 256)]
-    graphs = {"ort_int8_graph": [graph_inputs(ort_nlp, ort_runtime, b) for b in blocks]}
-    if a.halves:
-        graphs["ort_int8_graph_halves"] = [graph_inputs(ort_nlp, ort_runtime, b, halves=True) for b in blocks]
+    specs = {}
     for spec in a.graph:
         name, sep, path = spec.partition("=")
         if not sep or not name or not path:
             raise SystemExit(f"ort_graph: --graph takes NAME=EXPORT, got {spec!r}")
-        other = spacy.load(path)
-        # Its own inputs (an export may take other ones, e.g. no token_type_ids).
-        graphs["graph:" + name] = [graph_inputs(other, onnx_runtime(other, path), b) for b in blocks]
+        specs["graph:" + name] = path
+    systems = ("torch_fp32", "ort_int8", "ort_int8_graph", *(("ort_int8_graph_halves",) if a.halves else ()), *specs)
+    if a.isolated:
+        return isolated(a, argv, systems)
+    only = a.only
+    if only is not None and only not in systems:
+        raise SystemExit(f"ort_graph: --only {only!r} is not one of {systems}")
+    need = (lambda s: True) if only is None else (lambda s: s == only)
+    torch_nlp = spacy.load(a.model) if need("torch_fp32") else None
+    ort_nlp = spacy.load(a.int8) if only is None or only.startswith("ort_int8") else None
+    ort_runtime = onnx_runtime(ort_nlp, a.int8) if ort_nlp is not None else None
+    texts = bench.cycle(bench.read_texts(a.data), a.queries)
+    blocks = [texts[s: s + 256] for s in range(0, len(texts), 256)]
+    graphs = {}
+    if need("ort_int8_graph"):
+        graphs["ort_int8_graph"] = [graph_inputs(ort_nlp, ort_runtime, b) for b in blocks]
+    if a.halves and need("ort_int8_graph_halves"):
+        graphs["ort_int8_graph_halves"] = [graph_inputs(ort_nlp, ort_runtime, b, halves=True) for b in blocks]
+    for name, path in specs.items():
+        if need(name):
+            other = spacy.load(path)
+            # Its own inputs (an export may take other ones, e.g. no token_type_ids).
+            graphs[name] = [graph_inputs(other, onnx_runtime(other, path), b) for b in blocks]
 
     # Share of the sub-word positions each graph system computes that are
     # real (attention mask 1), not padding.
@@ -102,7 +129,11 @@ def main(argv=None):
             pass
         return time.perf_counter() - t0
 
-    systems = ("torch_fp32", "ort_int8", *graphs)
+    if only is not None:
+        run(only, 0)  # warm-up
+        total = sum(run(only, i) for i in range(len(blocks)))
+        print(json.dumps({"only": only, "qps": len(texts) / total}), flush=True)
+        return
     for s in systems:  # warm-up
         run(s, 0)
     reps = []
@@ -112,21 +143,51 @@ def main(argv=None):
             for s in systems:
                 total[s] += run(s, i)
         qps = {s: len(texts) / total[s] for s in systems}
-        row = {"rep": rep, "qps": {s: round(v, 1) for s, v in qps.items()},
-               "ort_int8/torch_fp32": round(qps["ort_int8"] / qps["torch_fp32"], 3),
-               "ort_int8_graph/torch_fp32": round(qps["ort_int8_graph"] / qps["torch_fp32"], 3),
-               "ort_int8/ort_int8_graph": round(qps["ort_int8"] / qps["ort_int8_graph"], 3)}
-        if a.halves:
-            row["ort_int8_graph_halves/ort_int8_graph"] = round(
-                qps["ort_int8_graph_halves"] / qps["ort_int8_graph"], 3)
-        for g in a.graph:
-            g = "graph:" + g.partition("=")[0]
-            row[g + "/ort_int8_graph"] = round(qps[g] / qps["ort_int8_graph"], 3)
+        row = {"rep": rep, "qps": {s: round(v, 1) for s, v in qps.items()}, **ratios(qps, list(specs), a.halves)}
         print(json.dumps(row), flush=True)
         reps.append(row)
     if a.out:
         Path(a.out).write_text(json.dumps({"command": "python " + " ".join(sys.argv), "env": bench.env_info(),
                                            "real_positions": real, "reps": reps}, indent=2) + "\n")
+
+
+def ratios(qps, graph_names, halves):
+    row = {"ort_int8/torch_fp32": round(qps["ort_int8"] / qps["torch_fp32"], 3),
+           "ort_int8_graph/torch_fp32": round(qps["ort_int8_graph"] / qps["torch_fp32"], 3),
+           "ort_int8/ort_int8_graph": round(qps["ort_int8"] / qps["ort_int8_graph"], 3)}
+    if halves:
+        row["ort_int8_graph_halves/ort_int8_graph"] = round(qps["ort_int8_graph_halves"] / qps["ort_int8_graph"], 3)
+    for g in graph_names:
+        row[g + "/ort_int8_graph"] = round(qps[g] / qps["ort_int8_graph"], 3)
+    return row
+
+
+def isolated(a, argv, systems):
+    """--isolated: each system timed by a child process of its own (``--only``),
+    the systems in turn, ``--reps`` times."""
+    import subprocess
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = [x for x in argv if x not in ("--isolated",)]
+    if "--out" in argv:
+        i = argv.index("--out")
+        del argv[i: i + 2]
+    reps = []
+    graph_names = [s for s in systems if s.startswith("graph:")]
+    for rep in range(a.reps):
+        qps = {}
+        for s in systems:
+            done = subprocess.run([sys.executable, __file__, *argv, "--only", s], capture_output=True, text=True)
+            lines = [line for line in done.stdout.splitlines() if line.startswith('{"only"')]
+            if done.returncode != 0 or not lines:
+                raise SystemExit(f"ort_graph --isolated: the child for {s} failed (rc {done.returncode}):\n{done.stderr[-2000:]}")
+            qps[s] = json.loads(lines[-1])["qps"]
+        row = {"rep": rep, "qps": {s: round(v, 1) for s, v in qps.items()}, **ratios(qps, graph_names, a.halves)}
+        print(json.dumps(row), flush=True)
+        reps.append(row)
+    if a.out:
+        Path(a.out).write_text(json.dumps({"command": "python " + " ".join(sys.argv), "env": bench.env_info(),
+                                           "isolated": True, "reps": reps}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -444,7 +444,7 @@ def export_pipeline(
     *,
     int8: bool = False,
     per_channel: bool = True,
-    fp32_ffn_out: bool = False,
+    fp32_ffn_out: Union[bool, Sequence[int]] = False,
     opset: int = 17,
 ) -> Path:
     """Write the pipeline at ``model`` to ``out`` with its ``intent_ner`` run
@@ -452,8 +452,14 @@ def export_pipeline(
     ``int8``: dynamic int8 weights, with one scale per output column unless
     ``per_channel`` is False (per-channel keeps the decoded entities and
     intents closer to fp32; docs/onnx.md).  ``fp32_ffn_out`` (with ``int8``):
-    the encoder's feed-forward output projections stay fp32 (answers closer
-    to fp32, a larger and slower graph; docs/onnx.md)."""
+    True keeps every encoder layer's feed-forward output projection in fp32
+    (answers closer to fp32, a larger and slower graph; docs/onnx.md); a
+    sequence of layer indices (0 = the layer nearest the input) keeps only
+    those layers' projections in fp32."""
+    if not isinstance(fp32_ffn_out, bool):
+        fp32_ffn_out = sorted({int(i) for i in fp32_ffn_out})
+        if not fp32_ffn_out:
+            raise ValueError("export: fp32_ffn_out names no layer")
     if fp32_ffn_out and not int8:
         raise ValueError("export: fp32_ffn_out only applies with int8")
     import copy
@@ -488,6 +494,14 @@ def export_pipeline(
             keep = ffn_down_projections(fp32, int(trf.get_dim("nO"))) if fp32_ffn_out else []
             if fp32_ffn_out and not keep:
                 raise ValueError(f"export: found no feed-forward output projection in the encoder of {model}")
+            if isinstance(fp32_ffn_out, list):
+                wrong = [i for i in fp32_ffn_out if not 0 <= i < len(keep)]
+                if wrong:
+                    raise ValueError(
+                        f"export: fp32_ffn_out layer(s) {wrong} out of range: the encoder of {model} "
+                        f"has {len(keep)} layers (0-{len(keep) - 1})"
+                    )
+                keep = [keep[i] for i in fp32_ffn_out]
             quantize_onnx(fp32, final, per_channel=per_channel, keep_fp32=keep)
         meta = {
             "format": FORMAT,

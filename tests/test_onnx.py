@@ -224,6 +224,49 @@ def test_export_int8_can_keep_the_feed_forward_outputs_fp32(exported, tmp_path):
     assert result.returncode == 1 and "--fp32-ffn-out only applies with --int8" in result.stderr
 
 
+def test_export_int8_can_keep_chosen_layers_feed_forward_outputs_fp32(exported, tmp_path):
+    import onnx
+
+    from spacy_multitask_intent.onnx import ffn_down_projections
+
+    base, nlp = exported
+    names = ffn_down_projections(base / "onnx" / "intent_ner" / ONNX_FILE, 32)  # layer 0's, then layer 1's
+    assert "layer.0" in names[0] and "layer.1" in names[1], names
+    kept = export_pipeline(base / "torch", tmp_path / "k1", int8=True, fp32_ffn_out=[1])
+    plain = {n.name for n in onnx.load(str(kept)).graph.node if n.op_type == "MatMul"}
+    assert names[1] in plain and names[0] not in plain  # only layer 1's projection stays fp32
+    meta = {p.key: p.value for p in onnx.load(str(kept)).metadata_props}
+    assert meta["intent_ner.int8_fp32_nodes"] == "1"
+    q = spacy.load(tmp_path / "k1")
+    for d, r in zip(q.pipe(TEXTS), nlp.pipe(TEXTS)):
+        assert set(d.cats) == set(r.cats) and all(abs(d.cats[k] - r.cats[k]) < 0.1 for k in r.cats)
+    with pytest.raises(ValueError, match=r"layer\(s\) \[2\] out of range.*has 2 layers"):
+        export_pipeline(base / "torch", tmp_path / "bad", int8=True, fp32_ffn_out=[0, 2])
+    assert not (tmp_path / "bad").exists()
+    with pytest.raises(ValueError, match="names no layer"):
+        export_pipeline(base / "torch", tmp_path / "none", int8=True, fp32_ffn_out=[])
+
+    def cli(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "spacy_multitask_intent", "export", str(base / "torch"), *map(str, args)],
+            cwd=ROOT_DIR, capture_output=True, text=True,
+        )
+
+    done = cli(tmp_path / "c", "--int8", "--fp32-ffn-layers", "0")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "feed-forward outputs of layer(s) 0 fp32" in done.stdout
+    proto = onnx.load(str(tmp_path / "c" / "intent_ner" / ONNX_FILE))
+    assert names[0] in {n.name for n in proto.graph.node if n.op_type == "MatMul"}
+    done = cli(tmp_path / "d", "--int8", "--fp32-ffn-layers", "5")
+    assert done.returncode == 1 and "out of range" in done.stderr and "Traceback" not in done.stderr
+    done = cli(tmp_path / "e", "--int8", "--fp32-ffn-layers", "one")
+    assert done.returncode == 1 and "not a comma-separated list" in done.stderr
+    done = cli(tmp_path / "f", "--int8", "--fp32-ffn-out", "--fp32-ffn-layers", "0")
+    assert done.returncode == 1 and "not both" in done.stderr
+    done = cli(tmp_path / "g", "--fp32-ffn-layers", "0")
+    assert done.returncode == 1 and "--fp32-ffn-layers only applies with --int8" in done.stderr
+
+
 def test_export_cli_int8_loads_and_runs(exported, tmp_path):
     base, nlp = exported
     out = tmp_path / "int8"

@@ -403,7 +403,7 @@ class IntentNER(TrainablePipe):
         intent_out: List[Optional[numpy.ndarray]] = [None] * len(docs)
         # A doc of whitespace only has nothing to tag or classify: it gets no
         # entities and no intent scores (rather than scores read off a space).
-        idx = [i for i, d in enumerate(docs) if len(d) and not _is_space(d).all()]
+        idx = [i for i, d in enumerate(docs) if _has_words(d)]
         if not idx or not self.model.get_ref("ner_head").has_dim("nO"):
             return ner_out, intent_out
         ops = self.model.ops
@@ -698,3 +698,9 @@ class IntentNER(TrainablePipe):
 # ---------------------------------------------------------------- helpers
 def _is_space(doc: Doc) -> numpy.ndarray:
     return doc.to_array(IS_SPACE).astype(bool)
+
+
+def _has_words(doc: Doc) -> bool:
+    """Whether the doc has a token that is not whitespace (stops at the first
+    one, usually the doc's first token)."""
+    return any(not token.is_space for token in doc)

@@ -489,7 +489,10 @@ def test_empty_and_whitespace_text(trained):
             assert all(numpy.isfinite(v) for v in token._.intent.values())
     docs = list(trained.pipe(["", "buy orange at target", "   "]))
     assert [e.label_ for e in docs[1].ents] == ["PRODUCT"]
-    assert docs[0].cats == {} and list(docs[2].ents) == []
+    assert docs[0].cats == {} and docs[2].cats == {} and list(docs[2].ents) == []
+    # A leading whitespace token does not make a doc whitespace-only.
+    lead = trained("  buy orange at target")
+    assert lead[0].is_space and lead.cats and [e.label_ for e in lead.ents] == ["PRODUCT"]
 
 
 # ------------------------------------------------------------------ 8. gating

@@ -17,6 +17,7 @@ metadata.  Time it against the plain int8 export with
 import argparse
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 import onnx
@@ -35,24 +36,24 @@ def main(argv=None):
     a = p.parse_args(argv)
     if a.out.exists():
         raise SystemExit(f"fused_int8: {a.out} exists")
-    src = a.fp32 / "intent_ner" / ONNX_FILE
-    if not src.is_file():
-        raise SystemExit(f"fused_int8: {src} is missing: give an fp32 export's directory")
+    found = sorted(a.fp32.glob(f"*/{ONNX_FILE}"))  # the exported component's directory
+    if len(found) != 1:
+        raise SystemExit(f"fused_int8: no single */{ONNX_FILE} in {a.fp32}: give an fp32 export's directory")
+    src = found[0]
     meta = [(prop.key, prop.value) for prop in onnx.load(str(src), load_external_data=False).metadata_props]
     if dict(meta).get(META_PREFIX + "int8") not in (None, "false"):
         raise SystemExit(f"fused_int8: {src} is already int8: give an fp32 export")
-    shutil.copytree(a.fp32, a.out)
-    fused_path = a.out / "intent_ner" / "fused_fp32.onnx"
-    fused = optimize_model(str(src), model_type="bert", num_heads=a.num_heads, hidden_size=a.hidden_size, opt_level=1)
-    print("fused operators:", {k: v for k, v in fused.get_fused_operator_statistics().items() if v})
-    fused.save_model_to_file(str(fused_path))
-    dst = a.out / "intent_ner" / ONNX_FILE
-    # The fused operators come from another domain, so shape inference cannot type
-    # their outputs: DefaultTensorType tells the quantizer they are float.
-    quantize_dynamic(str(fused_path), str(dst), weight_type=QuantType.QInt8, per_channel=True,
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-    fused_path.unlink()
-    model = onnx.load(str(dst))
+    with tempfile.TemporaryDirectory() as tmp:
+        fused_path, quantized = Path(tmp) / "fused_fp32.onnx", Path(tmp) / ONNX_FILE
+        fused = optimize_model(str(src), model_type="bert", num_heads=a.num_heads, hidden_size=a.hidden_size,
+                               opt_level=1)
+        print("fused operators:", {k: v for k, v in fused.get_fused_operator_statistics().items() if v})
+        fused.save_model_to_file(str(fused_path))
+        # The fused operators come from another domain, so shape inference cannot type
+        # their outputs: DefaultTensorType tells the quantizer they are float.
+        quantize_dynamic(str(fused_path), str(quantized), weight_type=QuantType.QInt8, per_channel=True,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        model = onnx.load(str(quantized))
     del model.metadata_props[:]
     for key, value in meta:
         if key == META_PREFIX + "int8":
@@ -63,6 +64,8 @@ def main(argv=None):
             value = json.dumps(0)
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
+    shutil.copytree(a.fp32, a.out)
+    dst = a.out / src.parent.name / ONNX_FILE
     onnx.save(model, str(dst))
     print(f"Saved {a.out} ({dst.stat().st_size / 2**20:.1f} MiB, fused, int8 per channel)")
 

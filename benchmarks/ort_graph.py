@@ -19,14 +19,14 @@ Each repetition prints queries/s and the ratios.  ``ort_int8_graph /
 torch_fp32`` is what the pipeline's ratio would be with a host side that
 cost nothing.
 
-Systems that take turns in one process share more than the machine: after
-its last call, ONNX Runtime's thread pool keeps spinning, and torch's OpenMP
-threads too, on cores the next system needs.  ``--isolated`` times each
+Systems that take turns in one process move each other's readings (likely
+because, after a call, ONNX Runtime's thread pool and torch's OpenMP threads
+go on spinning on cores the next system needs).  ``--isolated`` times each
 system in its own child process instead (load, one warm-up block, then every
 block), the systems in turn, a fresh process per system and repetition: no
 system shares a process with another.
 
-    python benchmarks/ort_graph.py --model MODEL --int8 EXPORT_INT8 \
+    python benchmarks/ort_graph.py --model MODEL --int8 EXPORT_INT8 \\
         --data corpus/store_lookup/test.spacy --reps 3 --isolated
 
     python benchmarks/ort_graph.py --model training/store_lookup/multitask/model-best \\
@@ -66,7 +66,8 @@ def graph_inputs(nlp, runtime, texts, batch=32, halves=False):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                allow_abbrev=False)
     p.add_argument("--model", required=True, help="trained intent_ner pipeline (torch)")
     p.add_argument("--int8", required=True, help="its int8 export (python -m spacy_multitask_intent export MODEL OUT --int8)")
     p.add_argument("--data", required=True, help=".spacy corpus: its 5-15-word texts are the queries")
@@ -87,7 +88,7 @@ def main(argv=None):
             raise SystemExit(f"ort_graph: --graph takes NAME=EXPORT, got {spec!r}")
         specs["graph:" + name] = path
     systems = ("torch_fp32", "ort_int8", "ort_int8_graph", *(("ort_int8_graph_halves",) if a.halves else ()), *specs)
-    if a.isolated:
+    if a.isolated and a.only is None:
         return isolated(a, argv, systems)
     only = a.only
     if only is not None and only not in systems:
@@ -168,8 +169,8 @@ def isolated(a, argv, systems):
     import subprocess
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    argv = [x for x in argv if x not in ("--isolated",)]
-    if "--out" in argv:
+    argv = [x for x in argv if x != "--isolated" and not x.startswith("--out=")]
+    if "--out" in argv:  # the parent writes the JSON, not the children
         i = argv.index("--out")
         del argv[i: i + 2]
     reps = []

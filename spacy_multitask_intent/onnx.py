@@ -456,10 +456,16 @@ def export_pipeline(
     (answers closer to fp32, a larger and slower graph; docs/onnx.md); a
     sequence of layer indices (0 = the layer nearest the input) keeps only
     those layers' projections in fp32."""
-    if not isinstance(fp32_ffn_out, bool):
+    if isinstance(fp32_ffn_out, (bool, numpy.bool_)):
+        fp32_ffn_out = bool(fp32_ffn_out)
+    else:
+        if isinstance(fp32_ffn_out, (int, numpy.integer, str)):
+            raise TypeError(
+                f"export: fp32_ffn_out is True, False or a sequence of layer indices (e.g. [0, 1]), got {fp32_ffn_out!r}"
+            )
         fp32_ffn_out = sorted({int(i) for i in fp32_ffn_out})
         if not fp32_ffn_out:
-            raise ValueError("export: fp32_ffn_out names no layer")
+            raise ValueError("export: fp32_ffn_out (--fp32-ffn-layers) names no layer")
     if fp32_ffn_out and not int8:
         raise ValueError("export: fp32_ffn_out only applies with int8")
     import copy
@@ -498,7 +504,7 @@ def export_pipeline(
                 wrong = [i for i in fp32_ffn_out if not 0 <= i < len(keep)]
                 if wrong:
                     raise ValueError(
-                        f"export: fp32_ffn_out layer(s) {wrong} out of range: the encoder of {model} "
+                        f"export: fp32_ffn_out (--fp32-ffn-layers) layer(s) {wrong} out of range: the encoder of {model} "
                         f"has {len(keep)} layers (0-{len(keep) - 1})"
                     )
                 keep = [keep[i] for i in fp32_ffn_out]

@@ -245,6 +245,8 @@ def test_export_int8_can_keep_chosen_layers_feed_forward_outputs_fp32(exported, 
     assert not (tmp_path / "bad").exists()
     with pytest.raises(ValueError, match="names no layer"):
         export_pipeline(base / "torch", tmp_path / "none", int8=True, fp32_ffn_out=[])
+    with pytest.raises(TypeError, match="sequence of layer indices"):
+        export_pipeline(base / "torch", tmp_path / "int", int8=True, fp32_ffn_out=1)
 
     def cli(*args):
         return subprocess.run(
@@ -256,11 +258,13 @@ def test_export_int8_can_keep_chosen_layers_feed_forward_outputs_fp32(exported, 
     assert done.returncode == 0, done.stderr[-2000:]
     assert "feed-forward outputs of layer(s) 0 fp32" in done.stdout
     proto = onnx.load(str(tmp_path / "c" / "intent_ner" / ONNX_FILE))
-    assert names[0] in {n.name for n in proto.graph.node if n.op_type == "MatMul"}
+    plain = {n.name for n in proto.graph.node if n.op_type == "MatMul"}
+    assert names[0] in plain and names[1] not in plain
     done = cli(tmp_path / "d", "--int8", "--fp32-ffn-layers", "5")
     assert done.returncode == 1 and "out of range" in done.stderr and "Traceback" not in done.stderr
-    done = cli(tmp_path / "e", "--int8", "--fp32-ffn-layers", "one")
-    assert done.returncode == 1 and "not a comma-separated list" in done.stderr
+    for bad in ("one", ","):
+        done = cli(tmp_path / "e", "--int8", "--fp32-ffn-layers", bad)
+        assert done.returncode == 1 and "not a comma-separated list" in done.stderr, bad
     done = cli(tmp_path / "f", "--int8", "--fp32-ffn-out", "--fp32-ffn-layers", "0")
     assert done.returncode == 1 and "not both" in done.stderr
     done = cli(tmp_path / "g", "--fp32-ffn-layers", "0")

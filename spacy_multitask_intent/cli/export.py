@@ -45,6 +45,8 @@ def export_cli(
         try:
             keep = [int(x) for x in fp32_ffn_layers.split(",") if x.strip()]
         except ValueError:
+            keep = []
+        if not keep:
             typer.echo(f"export: --fp32-ffn-layers '{fp32_ffn_layers}' is not a comma-separated list of layer numbers", err=True)
             raise typer.Exit(1) from None
     try:

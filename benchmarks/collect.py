@@ -40,6 +40,13 @@ REPORTS = {
         "head_lr": HEAD_LR,
     },
     "atis": {
+        # The intent weight at heads x30, for the ATIS intent target (seed 0).
+        "intent_weight_x30_seed0": (
+            "0",
+            "ner_only+head_lr_factor=30,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30,"
+            "joint+intent_weight=0.2+intent_loss=softmax+head_lr_factor=30,"
+            "joint+intent_weight=0.3+intent_loss=softmax+head_lr_factor=30",
+        ),
         "compare": (
             "0,1,2",
             "ner_only,joint+intent_weight=0.5+intent_loss=softmax,joint+intent_weight=0.1+intent_loss=softmax,"

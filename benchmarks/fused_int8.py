@@ -24,7 +24,7 @@ import onnx
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.transformers.optimizer import optimize_model
 
-from spacy_multitask_intent.onnx import META_PREFIX, ONNX_FILE
+from spacy_multitask_intent.onnx import META_PREFIX, ONNX_FILE, _set_meta
 
 
 def main(argv=None):
@@ -40,8 +40,9 @@ def main(argv=None):
     if len(found) != 1:
         raise SystemExit(f"fused_int8: no single */{ONNX_FILE} in {a.fp32}: give an fp32 export's directory")
     src = found[0]
-    meta = [(prop.key, prop.value) for prop in onnx.load(str(src), load_external_data=False).metadata_props]
-    if dict(meta).get(META_PREFIX + "int8") not in (None, "false"):
+    props = onnx.load(str(src), load_external_data=False).metadata_props
+    meta = {p.key[len(META_PREFIX):]: json.loads(p.value) for p in props if p.key.startswith(META_PREFIX)}
+    if meta.get("int8"):
         raise SystemExit(f"fused_int8: {src} is already int8: give an fp32 export")
     with tempfile.TemporaryDirectory() as tmp:
         fused_path, quantized = Path(tmp) / "fused_fp32.onnx", Path(tmp) / ONNX_FILE
@@ -53,20 +54,10 @@ def main(argv=None):
         # their outputs: DefaultTensorType tells the quantizer they are float.
         quantize_dynamic(str(fused_path), str(quantized), weight_type=QuantType.QInt8, per_channel=True,
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-        model = onnx.load(str(quantized))
-    del model.metadata_props[:]
-    for key, value in meta:
-        if key == META_PREFIX + "int8":
-            value = json.dumps(True)
-        elif key == META_PREFIX + "int8_scales":
-            value = json.dumps("channel")
-        elif key == META_PREFIX + "int8_fp32_nodes":
-            value = json.dumps(0)
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    shutil.copytree(a.fp32, a.out)
-    dst = a.out / src.parent.name / ONNX_FILE
-    onnx.save(model, str(dst))
+        shutil.copytree(a.fp32, a.out)
+        dst = a.out / src.parent.name / ONNX_FILE
+        shutil.copyfile(quantized, dst)
+    _set_meta(dst, {**meta, "int8": True, "int8_scales": "channel", "int8_fp32_nodes": 0})
     print(f"Saved {a.out} ({dst.stat().st_size / 2**20:.1f} MiB, fused, int8 per channel)")
 
 

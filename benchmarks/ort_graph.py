@@ -144,7 +144,7 @@ def main(argv=None):
             for s in systems:
                 total[s] += run(s, i)
         qps = {s: len(texts) / total[s] for s in systems}
-        row = {"rep": rep, "qps": {s: round(v, 1) for s, v in qps.items()}, **ratios(qps, list(specs), a.halves)}
+        row = {"rep": rep, "qps": {s: round(v, 1) for s, v in qps.items()}, **ratios(qps)}
         print(json.dumps(row), flush=True)
         reps.append(row)
     if a.out:
@@ -152,14 +152,15 @@ def main(argv=None):
                                            "real_positions": real, "reps": reps}, indent=2) + "\n")
 
 
-def ratios(qps, graph_names, halves):
+def ratios(qps):
+    """The ratios of one repetition's queries/s: every graph system (halves,
+    ``graph:NAME``) against the int8 export's own graph."""
     row = {"ort_int8/torch_fp32": round(qps["ort_int8"] / qps["torch_fp32"], 3),
            "ort_int8_graph/torch_fp32": round(qps["ort_int8_graph"] / qps["torch_fp32"], 3),
            "ort_int8/ort_int8_graph": round(qps["ort_int8"] / qps["ort_int8_graph"], 3)}
-    if halves:
-        row["ort_int8_graph_halves/ort_int8_graph"] = round(qps["ort_int8_graph_halves"] / qps["ort_int8_graph"], 3)
-    for g in graph_names:
-        row[g + "/ort_int8_graph"] = round(qps[g] / qps["ort_int8_graph"], 3)
+    for g in qps:
+        if g == "ort_int8_graph_halves" or g.startswith("graph:"):
+            row[g + "/ort_int8_graph"] = round(qps[g] / qps["ort_int8_graph"], 3)
     return row
 
 
@@ -174,7 +175,6 @@ def isolated(a, argv, systems):
         i = argv.index("--out")
         del argv[i: i + 2]
     reps = []
-    graph_names = [s for s in systems if s.startswith("graph:")]
     for rep in range(a.reps):
         qps = {}
         for s in systems:
@@ -183,7 +183,7 @@ def isolated(a, argv, systems):
             if done.returncode != 0 or not lines:
                 raise SystemExit(f"ort_graph --isolated: the child for {s} failed (rc {done.returncode}):\n{done.stderr[-2000:]}")
             qps[s] = json.loads(lines[-1])["qps"]
-        row = {"rep": rep, "qps": {s: round(v, 1) for s, v in qps.items()}, **ratios(qps, graph_names, a.halves)}
+        row = {"rep": rep, "qps": {s: round(v, 1) for s, v in qps.items()}, **ratios(qps)}
         print(json.dumps(row), flush=True)
         reps.append(row)
     if a.out:

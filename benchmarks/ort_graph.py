@@ -24,7 +24,10 @@ because, after a call, ONNX Runtime's thread pool and torch's OpenMP threads
 go on spinning on cores the next system needs).  ``--isolated`` times each
 system in its own child process instead (load, one warm-up block, then every
 block), the systems in turn, a fresh process per system and repetition: no
-system shares a process with another.
+system shares a process with another.  ``--no-spin`` tests that cause: every
+ONNX Runtime session the run creates gets
+``session.intra_op.allow_spinning = 0`` (run it with ``OMP_WAIT_POLICY=PASSIVE``
+in the environment to stop torch's OpenMP threads spinning too).
 
     python benchmarks/ort_graph.py --model MODEL --int8 EXPORT_INT8 \\
         --data corpus/store_lookup/test.spacy --reps 3 --isolated
@@ -34,6 +37,7 @@ system shares a process with another.
 """
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -49,6 +53,21 @@ def onnx_runtime(nlp, path):
     if runtime is None:
         raise SystemExit(f"ort_graph: {path} is not an exported (ONNX) intent_ner pipeline")
     return runtime
+
+
+def no_spin():
+    """Every ONNX Runtime session created from now on in this process lets its
+    intra-op threads sleep when a call ends instead of spinning."""
+    import onnxruntime as ort
+
+    base = ort.SessionOptions
+
+    class NoSpinOptions(base):
+        def __init__(self):
+            super().__init__()
+            self.add_session_config_entry("session.intra_op.allow_spinning", "0")
+
+    ort.SessionOptions = NoSpinOptions
 
 
 def graph_inputs(nlp, runtime, texts, batch=32, halves=False):
@@ -79,8 +98,12 @@ def main(argv=None):
     p.add_argument("--out", default=None, help="write the repetitions as JSON here")
     p.add_argument("--isolated", action="store_true",
                    help="time each system in its own child process, the systems in turn (see above)")
+    p.add_argument("--no-spin", action="store_true",
+                   help="ONNX Runtime sessions with session.intra_op.allow_spinning = 0 (see above)")
     p.add_argument("--only", default=None, help=argparse.SUPPRESS)  # the child of --isolated: one system
     a = p.parse_args(argv)
+    if a.no_spin:
+        no_spin()
     specs = {}
     for spec in a.graph:
         name, sep, path = spec.partition("=")
@@ -149,6 +172,7 @@ def main(argv=None):
         reps.append(row)
     if a.out:
         Path(a.out).write_text(json.dumps({"command": "python " + " ".join(sys.argv), "env": bench.env_info(),
+                                           "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "no_spin": a.no_spin,
                                            "real_positions": real, "reps": reps}, indent=2) + "\n")
 
 
@@ -188,6 +212,7 @@ def isolated(a, argv, systems):
         reps.append(row)
     if a.out:
         Path(a.out).write_text(json.dumps({"command": "python " + " ".join(sys.argv), "env": bench.env_info(),
+                                           "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "no_spin": a.no_spin,
                                            "isolated": True, "reps": reps}, indent=2) + "\n")
 
 

@@ -2,6 +2,7 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
 import spacy
 from spacy.tokens import Doc, DocBin, Span
 
@@ -92,3 +93,43 @@ def test_hard_split_subsets():
     p, r, f = hs.prf(gold, pred, [0, 1, 2])
     assert (p, r) == (0.5, 2 / 3) and abs(f - 2 * 0.5 * (2 / 3) / (0.5 + 2 / 3)) < 1e-12
     assert hs.prf(gold, pred, [0]) == (0.0, 0.0, 0.0)
+
+
+def test_onnx_bench_isolated_targets_are_medians_of_each_rounds_ratios():
+    """``onnx_bench.py --isolated``: throughput is the best of the rounds,
+    p50 / p99 the median of the rounds, and each target's value the median of
+    the rounds' own ratios, not a ratio of two bests from different rounds."""
+    import sys
+
+    benchmarks = SCRIPTS.parent / "benchmarks"
+    sys.path.insert(0, str(benchmarks))
+    try:
+        spec = importlib.util.spec_from_file_location("onnx_bench", benchmarks / "onnx_bench.py")
+        ob = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(ob)
+    finally:
+        sys.path.remove(str(benchmarks))
+
+    def system(qps32, p50):
+        thr = {str(b): {"qps": qps32 * (b / 32) ** 0.1, "seconds": 1.0} for b in (1, 32, 256)}
+        return {"throughput": thr, "latency": {"p50_ms": p50, "p99_ms": 2 * p50, "n": 10}}
+
+    # torch fp32 is fastest in round 0, ORT int8 in round 2: the ratio of the
+    # bests (1,200 / 500 = 2.4) is in no round.
+    rows = [(500, 400, 1000, 10.0, 2.0, 9.0), (400, 390, 1000, 12.0, 2.4, 9.5), (450, 430, 1200, 11.0, 3.3, 10.0)]
+    rounds = [{"torch_fp32": system(t, tl), "torch_int8": system(2 * t, tl / 2), "ort_fp32": system(1.1 * t, tl / 3),
+               "ort_int8": system(o, ol), "floor": system(f, fl)} for t, f, o, tl, ol, fl in rows]
+    R = {}
+    ob.summarize_isolated(R, rounds)
+    assert R["throughput"]["torch_fp32"]["32"]["qps"] == 500
+    assert R["throughput"]["ort_int8"]["32"]["qps"] == 1200
+    assert R["throughput"]["ort_int8"]["32"]["rounds_qps"] == [1000, 1000, 1200]
+    assert R["latency"]["torch_fp32"]["p50_ms"] == 11.0
+    assert R["latency"]["ort_int8"]["p99_ms"] == 2 * 2.4
+    assert R["isolated_ratios"]["ort_int8_b32_vs_torch_fp32"] == [2.0, 2.5, 1200 / 450]
+    T = ob.targets(R)
+    assert T["ort_int8_b32_vs_torch_fp32"]["value"] == 2.5  # the median round, not 1,200 / 500
+    assert not T["ort_int8_b32_vs_torch_fp32"]["met"]
+    assert T["ort_int8_p50_vs_torch_fp32"]["value"] == pytest.approx(0.2)  # 2.0 / 10, 2.4 / 12, 3.3 / 11
+    assert T["ort_int8_p50_vs_torch_fp32"]["met"]
+    assert T["torch_fp32_b32_vs_floor"]["value"] == pytest.approx(450 / 430)  # of 1.25, 1.026, 1.047

@@ -354,13 +354,21 @@ def parse_args(argv=None):
     p.add_argument("--n-queries-b1", type=int, default=300, help="queries for the batch-1 run")
     p.add_argument("--latency-calls", type=int, default=500, help="single-query calls per system")
     p.add_argument("--rss-queries", type=int, default=2048, help="queries streamed in each RSS child process (0: no RSS children)")
-    p.add_argument("--rounds", type=int, default=2, help="round-robin rounds of the throughput runs (best kept)")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="round-robin rounds of the throughput runs, best kept (default 2; 1 with --quick); "
+                        "with --isolated also of the latency runs, their median kept")
     p.add_argument("--quick", action="store_true", help="small sample sizes: a smoke test")
     p.add_argument("--isolated", action="store_true",
                    help="time each system in its own child process, the systems in turn, --rounds times")
     a = p.parse_args(argv)
     if a.quick:
-        a.n_queries, a.n_queries_b1, a.latency_calls, a.rss_queries, a.rounds = 64, 16, 20, 64, 1
+        a.n_queries, a.n_queries_b1, a.latency_calls, a.rss_queries = 64, 16, 20, 64
+    if a.rounds is None:
+        a.rounds = 1 if a.quick else 2
+    if a.rounds < 1:
+        p.error(f"--rounds must be at least 1, got {a.rounds}")
+    if a.isolated and a.accuracy_only:
+        p.error("--isolated times the systems; --accuracy-only times nothing: give one of them")
     return a
 
 
@@ -410,7 +418,7 @@ def main(argv=None):
     if not args.accuracy_only and args.isolated:
         texts = bench.read_texts(args.data)
         R["queries"] = {"n_texts": len(texts), "n_words": bench.n_words(texts)}
-        del systems
+        del systems, torch_nlp  # the children load their own
         gc.collect()
         R["isolated_rounds"] = isolated_rounds(paths, args)
         summarize_isolated(R, R["isolated_rounds"])
@@ -490,7 +498,7 @@ def render_markdown(R) -> str:
             L += ["", "Each system timed in a child process of its own, the systems in turn, "
                   f"{len(R['isolated_rounds'])} rounds (throughput: best of rounds; p50 / p99: median of rounds). "
                   "Each round's ratios: "
-                  + "; ".join(f"{k} " + ", ".join(f"{v:.2f}" for v in vs) for k, vs in R["isolated_ratios"].items())
+                  + "; ".join(f"{k} " + ", ".join(f"{v:.3f}" for v in vs) for k, vs in R["isolated_ratios"].items())
                   + "."]
         if "paired_b32" in R:
             P = R["paired_b32"]
@@ -500,7 +508,7 @@ def render_markdown(R) -> str:
                   + ", ".join(f"{k} {v:.2f}" for k, v in R.get("best_of_rounds_ratios", {}).items()) + "."]
         L += ["", "| target | value | met |", "|---|---|---|"]
         for k, v in R.get("targets", {}).items():
-            L.append(f"| {k} {v['target']} | {v['value']:.2f} | {'met' if v['met'] else 'missed'} |")
+            L.append(f"| {k} {v['target']} | {v['value']:.3f} | {'met' if v['met'] else 'missed'} |")
     return "\n".join(L) + "\n"
 
 

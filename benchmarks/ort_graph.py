@@ -19,10 +19,11 @@ Each repetition prints queries/s and the ratios.  ``ort_int8_graph /
 torch_fp32`` is what the pipeline's ratio would be with a host side that
 cost nothing.
 
-Systems that take turns in one process move each other's readings: after a
-call, ONNX Runtime's thread pool goes on spinning on cores the next system
-needs (measured with ``--no-spin``, docs/onnx.md "Spinning"; torch's OpenMP
-threads may do the same).  ``--isolated`` times each
+Systems that take turns in one process move each other's readings.  One
+cause: after a call, ONNX Runtime's thread pool goes on spinning on cores the
+next system needs (with ``--no-spin``, one run each way removed most of the
+bias between two ONNX Runtime sessions: docs/onnx.md "Spinning"; torch's
+OpenMP threads may do the same).  ``--isolated`` times each
 system in its own child process instead (load, one warm-up block, then every
 block), the systems in turn, a fresh process per system and repetition: no
 system shares a process with another.  ``--no-spin`` tests the cause: every

@@ -102,13 +102,14 @@ def test_onnx_bench_isolated_targets_are_medians_of_each_rounds_ratios():
     import sys
 
     benchmarks = SCRIPTS.parent / "benchmarks"
+    saved = list(sys.path)
     sys.path.insert(0, str(benchmarks))
     try:
         spec = importlib.util.spec_from_file_location("onnx_bench", benchmarks / "onnx_bench.py")
         ob = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(ob)
     finally:
-        sys.path.remove(str(benchmarks))
+        sys.path[:] = saved
 
     def system(qps32, p50):
         thr = {str(b): {"qps": qps32 * (b / 32) ** 0.1, "seconds": 1.0} for b in (1, 32, 256)}
@@ -133,3 +134,7 @@ def test_onnx_bench_isolated_targets_are_medians_of_each_rounds_ratios():
     assert T["ort_int8_p50_vs_torch_fp32"]["value"] == pytest.approx(0.2)  # 2.0 / 10, 2.4 / 12, 3.3 / 11
     assert T["ort_int8_p50_vs_torch_fp32"]["met"]
     assert T["torch_fp32_b32_vs_floor"]["value"] == pytest.approx(450 / 430)  # of 1.25, 1.026, 1.047
+    R.update(command="onnx_bench.py --isolated", isolated_rounds=rounds, rss={}, size_on_disk={}, targets=T)
+    text = ob.render_markdown(R)
+    assert "3 rounds" in text and "ort_int8_b32_vs_torch_fp32 2.000, 2.500, 2.667" in text
+    assert "| ort_int8_b32_vs_torch_fp32 >= 3.0 | 2.500 | missed |" in text

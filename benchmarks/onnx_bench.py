@@ -17,8 +17,8 @@ and peak while streaming queries (each system in its own child process),
 size on disk.  Systems that share a process move each other's readings
 (docs/onnx.md "Timed in isolation"); ``--isolated`` times each system's
 throughput and latency in a child process of its own instead, the systems in
-turn, a fresh process per system and round, and takes the batch-32 and p50
-targets from each round's ratios (their median; the range is kept).  With
+turn, a fresh process per system and round, and takes each speed target's
+value as the median of the rounds' own ratios (every round's ratio is kept).  With
 --model on a gold corpus: agreement of ORT fp32 with
 torch over the WHOLE --data set (max |logit difference|, identical spans and
 intents), and entity F1 / intent accuracy of the four pipelines (--split N:

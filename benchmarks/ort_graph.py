@@ -21,15 +21,15 @@ cost nothing.
 
 Systems that take turns in one process move each other's readings.  One
 cause: after a call, ONNX Runtime's thread pool goes on spinning on cores the
-next system needs (with ``--no-spin``, one run each way removed most of the
-bias between two ONNX Runtime sessions: docs/onnx.md "Spinning"; torch's
-OpenMP threads may do the same).  ``--isolated`` times each
-system in its own child process instead (load, one warm-up block, then every
-block), the systems in turn, a fresh process per system and repetition: no
-system shares a process with another.  ``--no-spin`` tests the cause: every
-ONNX Runtime session the run creates gets
-``session.intra_op.allow_spinning = 0`` (run it with ``OMP_WAIT_POLICY=PASSIVE``
-in the environment to stop torch's OpenMP threads spinning too).
+next system needs; torch's OpenMP threads may do the same.  ``--no-spin``
+gives every ONNX Runtime session of the run
+``session.intra_op.allow_spinning = 0`` (``OMP_WAIT_POLICY=PASSIVE`` in the
+environment does the same for torch's OpenMP threads); in one run each way it
+removed most of the bias between two ONNX Runtime sessions (docs/onnx.md
+"Spinning").  ``--isolated`` times each system in its own child process
+instead (load, one warm-up block, then every block), the systems in turn, a
+fresh process per system and repetition: no system shares a process with
+another.
 
     python benchmarks/ort_graph.py --model MODEL --int8 EXPORT_INT8 \\
         --data corpus/store_lookup/test.spacy --reps 3 --isolated

@@ -108,6 +108,17 @@ def mem() -> dict:
     }
 
 
+def child_json(args, what: str) -> dict:
+    """Run ``python ARGS`` in a child process and return the JSON object on the
+    last line of its stdout that starts with "{".  A child that exits non-zero
+    or prints no such line stops the run with an error naming ``what``."""
+    done = subprocess.run([sys.executable, *args], capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        raise SystemExit(f"{what} failed (rc {done.returncode}):\n{done.stderr[-2000:]}")
+    return json.loads(lines[-1])
+
+
 def dir_size(path) -> dict:
     path = Path(path)
     apparent = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

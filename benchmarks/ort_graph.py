@@ -193,8 +193,6 @@ def ratios(qps):
 def isolated(a, argv, systems):
     """--isolated: each system timed by a child process of its own (``--only``),
     the systems in turn, ``--reps`` times."""
-    import subprocess
-
     argv = list(sys.argv[1:] if argv is None else argv)
     argv = [x for x in argv if x != "--isolated" and not x.startswith("--out=")]
     if "--out" in argv:  # the parent writes the JSON, not the children
@@ -204,11 +202,8 @@ def isolated(a, argv, systems):
     for rep in range(a.reps):
         qps = {}
         for s in systems:
-            done = subprocess.run([sys.executable, __file__, *argv, "--only", s], capture_output=True, text=True)
-            lines = [line for line in done.stdout.splitlines() if line.startswith('{"only"')]
-            if done.returncode != 0 or not lines:
-                raise SystemExit(f"ort_graph --isolated: the child for {s} failed (rc {done.returncode}):\n{done.stderr[-2000:]}")
-            qps[s] = json.loads(lines[-1])["qps"]
+            # The child's last JSON line is its {"only": ..., "qps": ...}.
+            qps[s] = bench.child_json([__file__, *argv, "--only", s], f"ort_graph --isolated: the child for {s}")["qps"]
         row = {"rep": rep, "qps": {s: round(v, 1) for s, v in qps.items()}, **ratios(qps)}
         print(json.dumps(row), flush=True)
         reps.append(row)

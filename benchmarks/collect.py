@@ -53,6 +53,13 @@ REPORTS = {
             "ner_only+head_lr_factor=30,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30,"
             "joint+intent_weight=0.2+intent_loss=softmax+head_lr_factor=30",
         ),
+        # The default and NER-only (heads x30) at 1,500 steps and at the base config's budget, 3,000.
+        "default_3000": (
+            "0,1,2",
+            "ner_only+head_lr_factor=30,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30,"
+            "ner_only+head_lr_factor=30+training.max_steps=3000,"
+            "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30+training.max_steps=3000",
+        ),
         "compare": (
             "0,1,2",
             "ner_only,joint+intent_weight=0.5+intent_loss=softmax,joint+intent_weight=0.1+intent_loss=softmax,"

@@ -138,3 +138,21 @@ def test_onnx_bench_isolated_targets_are_medians_of_each_rounds_ratios():
     text = ob.render_markdown(R)
     assert "3 rounds" in text and "ort_int8_b32_vs_torch_fp32 2.000, 2.500, 2.667" in text
     assert "| ort_int8_b32_vs_torch_fp32 >= 3.0 | 2.500 | missed |" in text
+
+
+def test_intent_errors_tally_splits_single_and_multi_intent_queries():
+    ie = _load("intent_errors")
+    pairs = [
+        (["flight"], ["flight"]),
+        (["flight"], ["airfare"]),
+        (["airfare", "flight"], ["flight"]),  # one of two intents: wrong
+        (["flight", "airfare"], ["airfare", "flight"]),  # order does not matter
+        (["airfare", "flight"], ["airfare", "flight", "meal"]),  # one too many: wrong
+        ([], []),
+    ]
+    out = ie.tally(pairs)
+    assert out["single"] == {"queries": 2, "errors": 1}
+    assert out["multi"] == {"queries": 3, "errors": 2}
+    assert out["none"] == {"queries": 1, "errors": 0}
+    assert out["intent_acc"] == pytest.approx(3 / 6)
+    assert out["intent_acc_if_multi_right"] == pytest.approx(5 / 6)

@@ -53,6 +53,14 @@ REPORTS = {
             "ner_only+head_lr_factor=30,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30,"
             "joint+intent_weight=0.2+intent_loss=softmax+head_lr_factor=30",
         ),
+        # The intent loss at the default's weight and head rate: softmax (the default), the summed
+        # sigmoid and auto (the averaged sigmoid on ATIS, which has multi-intent queries).
+        "intent_loss_x30": (
+            "0,1,2",
+            "ner_only+head_lr_factor=30,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30,"
+            "joint+intent_weight=0.1+intent_loss=sigmoid_sum+head_lr_factor=30,"
+            "joint+intent_weight=0.1+intent_loss=auto+head_lr_factor=30",
+        ),
         # The default and NER-only (heads x30) at 1,500 steps and at the base config's budget, 3,000.
         "default_3000": (
             "0,1,2",

@@ -10,7 +10,8 @@ Usage: python scripts/intent_errors.py TEST.spacy MODEL [MODEL ...] [--json OUT.
 
 Prints, per model, the queries and errors with one gold intent and with
 several, the intent accuracy, and the accuracy the model would have if every
-multi-intent query were right; `--show N` lists the first N errors.
+multi-intent query were right; `--show N` lists the first N errors. `--json`
+also keeps every wrong query (gold and predicted intents, text).
 """
 import argparse
 import json
@@ -61,7 +62,10 @@ def main(argv=None) -> None:
     report = {}
     for model in args.models:
         rows = predict(model, args.test)
+        if not rows:
+            raise SystemExit(f"{args.test}: no queries to score")
         counts = tally((g, p) for g, p, _ in rows)
+        counts["wrong"] = [{"gold": g, "predicted": p, "text": text} for g, p, text in rows if set(g) != set(p)]
         report[model] = counts
         s, m = counts["single"], counts["multi"]
         print(f"{model}\n  one gold intent: {s['errors']} wrong of {s['queries']}; several: "

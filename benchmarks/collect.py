@@ -150,6 +150,9 @@ REPORTS = {
             "joint+intent_weight=0.1+intent_loss=softmax,joint+intent_weight=0.2+intent_loss=softmax,"
             "joint+intent_weight=0.5+intent_loss=softmax+loss_balance=pcgrad",
         ),
+        # The summed sigmoid intent head at the default's weight and head rate (seed 0).
+        "intent_loss_x30_seed0": ("0", "ner_only+head_lr_factor=30,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30,"
+                                  "joint+intent_weight=0.1+intent_loss=sigmoid_sum+head_lr_factor=30"),
         "head_lr": HEAD_LR,
     },
 }

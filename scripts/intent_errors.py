@@ -65,13 +65,14 @@ def main(argv=None) -> None:
         if not rows:
             raise SystemExit(f"{args.test}: no queries to score")
         counts = tally((g, p) for g, p, _ in rows)
-        counts["wrong"] = [{"gold": g, "predicted": p, "text": text} for g, p, text in rows if set(g) != set(p)]
+        wrong = [(g, p, text) for g, p, text in rows if set(g) != set(p)]
+        counts["wrong"] = [{"gold": g, "predicted": p, "text": text} for g, p, text in wrong]
         report[model] = counts
         s, m = counts["single"], counts["multi"]
         print(f"{model}\n  one gold intent: {s['errors']} wrong of {s['queries']}; several: "
               f"{m['errors']} wrong of {m['queries']}; intent accuracy {100 * counts['intent_acc']:.2f} "
               f"({100 * counts['intent_acc_if_multi_right']:.2f} with every multi-intent query right)")
-        for gold, pred, text in [r for r in rows if set(r[0]) != set(r[1])][: args.show]:
+        for gold, pred, text in wrong[: args.show]:
             print(f"    gold {'+'.join(gold) or '-'} predicted {'+'.join(pred) or '-'}: {text}")
     if args.json:
         with open(args.json, "w") as f:

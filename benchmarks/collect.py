@@ -30,6 +30,11 @@ HEAD_LR = ("0,1,2", "ner_only,joint+intent_weight=0.1+intent_loss=softmax,ner_on
            "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10,ner_only+head_lr_factor=30,"
            "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30")
 
+# The summed sigmoid intent head against softmax (the default) at the default's weight and head
+# rate, and NER-only at the same head rate.
+INTENT_LOSS_X30 = ("0,1,2", "ner_only+head_lr_factor=30,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30,"
+                   "joint+intent_weight=0.1+intent_loss=sigmoid_sum+head_lr_factor=30")
+
 # dataset -> report name -> (seeds, variants in row order)
 REPORTS = {
     "store_lookup": {
@@ -38,6 +43,7 @@ REPORTS = {
             "ner_only,alternating,joint,stock,joint+intent_weight=0.5+intent_loss=softmax,joint+intent_weight=0.1+intent_loss=softmax",
         ),
         "head_lr": HEAD_LR,
+        "intent_loss_x30": INTENT_LOSS_X30,
     },
     "atis": {
         # The intent weight at heads x30, for the ATIS intent target (seed 0).
@@ -140,6 +146,7 @@ REPORTS = {
                                 "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10+components.intent_ner.model.encoder.pooling=first"),
         # The default (heads x30) and NER-only at the same rate over five seeds (the split's seed sd is large).
         "seeds5_x30": ("0,1,2,3,4", "ner_only+head_lr_factor=30,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30"),
+        "intent_loss_x30": INTENT_LOSS_X30,
     },
     "multidomain": {
         "balance": (  # project.yml, command multidomain-balance
@@ -150,9 +157,7 @@ REPORTS = {
             "joint+intent_weight=0.1+intent_loss=softmax,joint+intent_weight=0.2+intent_loss=softmax,"
             "joint+intent_weight=0.5+intent_loss=softmax+loss_balance=pcgrad",
         ),
-        # The summed sigmoid intent head at the default's weight and head rate (seed 0).
-        "intent_loss_x30_seed0": ("0", "ner_only+head_lr_factor=30,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30,"
-                                  "joint+intent_weight=0.1+intent_loss=sigmoid_sum+head_lr_factor=30"),
+        "intent_loss_x30": INTENT_LOSS_X30,
         "head_lr": HEAD_LR,
     },
 }

@@ -61,12 +61,7 @@ REPORTS = {
         ),
         # The intent loss at the default's weight and head rate: softmax (the default), the summed
         # sigmoid and auto (the averaged sigmoid on ATIS, which has multi-intent queries).
-        "intent_loss_x30": (
-            "0,1,2",
-            "ner_only+head_lr_factor=30,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30,"
-            "joint+intent_weight=0.1+intent_loss=sigmoid_sum+head_lr_factor=30,"
-            "joint+intent_weight=0.1+intent_loss=auto+head_lr_factor=30",
-        ),
+        "intent_loss_x30": (INTENT_LOSS_X30[0], INTENT_LOSS_X30[1] + ",joint+intent_weight=0.1+intent_loss=auto+head_lr_factor=30"),
         # The default and NER-only (heads x30) at 1,500 steps and at the base config's budget, 3,000.
         "default_3000": (
             "0,1,2",
@@ -146,8 +141,7 @@ REPORTS = {
                                 "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10+components.intent_ner.model.encoder.pooling=first"),
         # The default (heads x30), NER-only at the same rate and the summed sigmoid intent head over
         # five seeds (the split's seed sd is large).
-        "seeds5_x30": ("0,1,2,3,4", "ner_only+head_lr_factor=30,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30,"
-                       "joint+intent_weight=0.1+intent_loss=sigmoid_sum+head_lr_factor=30"),
+        "seeds5_x30": ("0,1,2,3,4", INTENT_LOSS_X30[1]),
         "intent_loss_x30": INTENT_LOSS_X30,
     },
     "multidomain": {

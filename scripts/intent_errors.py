@@ -20,6 +20,11 @@ from typing import Dict, Iterable, List, Sequence, Tuple
 Pair = Tuple[Sequence[str], Sequence[str]]
 
 
+def is_wrong(gold: Sequence[str], pred: Sequence[str]) -> bool:
+    """True when the predicted intent set is not the gold set."""
+    return set(gold) != set(pred)
+
+
 def tally(pairs: Iterable[Pair]) -> Dict:
     """(gold intents, predicted intents) per query -> counts by gold-set size.
 
@@ -29,7 +34,7 @@ def tally(pairs: Iterable[Pair]) -> Dict:
     for gold, pred in pairs:
         kind = "none" if not gold else ("single" if len(set(gold)) == 1 else "multi")
         out[kind]["queries"] += 1
-        out[kind]["errors"] += set(gold) != set(pred)
+        out[kind]["errors"] += is_wrong(gold, pred)
     n = sum(v["queries"] for v in out.values())
     errors = sum(v["errors"] for v in out.values())
     out["intent_acc"] = (n - errors) / n if n else None
@@ -65,7 +70,7 @@ def main(argv=None) -> None:
         if not rows:
             raise SystemExit(f"{args.test}: no queries to score")
         counts = tally((g, p) for g, p, _ in rows)
-        wrong = [(g, p, text) for g, p, text in rows if set(g) != set(p)]
+        wrong = [(g, p, text) for g, p, text in rows if is_wrong(g, p)]
         counts["wrong"] = [{"gold": g, "predicted": p, "text": text} for g, p, text in wrong]
         report[model] = counts
         s, m = counts["single"], counts["multi"]

@@ -21,6 +21,7 @@ from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer
 
+from .crf import CRF_START, CRF_TRANS, crf_marginals, crf_nll, crf_params
 from .decoding import (
     biluo_to_bio_ids,
     bio_tags,
@@ -200,6 +201,17 @@ class IntentNER(TrainablePipe):
             raise ValueError(f"intent_ner: bucket_size must be >= 1, got {bucket_size}")
         if not float(transition_weight) >= 0.0:
             raise ValueError(f"intent_ner: transition_weight must be >= 0, got {transition_weight}")
+        if model.has_ref("ner_head") and CRF_TRANS in model.get_ref("ner_head").param_names:
+            if float(label_smoothing):
+                raise ValueError(
+                    "intent_ner: label_smoothing applies to the per-word NER loss; a model with "
+                    "crf = true trains on whole tag paths. Set one of them only."
+                )
+            if loss_balance == "uncertainty":
+                raise ValueError(
+                    "intent_ner: loss_balance = \"uncertainty\" rescales the per-word NER gradient "
+                    "and is not built for a model with crf = true; use \"fixed\" or \"pcgrad\"."
+                )
         install_extensions()
         self.vocab = vocab
         self.model = model
@@ -456,6 +468,11 @@ class IntentNER(TrainablePipe):
             log_all[space, 1:] = -1e9
         splits = numpy.cumsum(lengths)[:-1]
         scored = self._transition_scores()
+        crf = crf_params(self.model.get_ref("ner_head"))
+        if crf is not None and scored is not None:
+            scored = (crf[0] + scored[0], crf[1] + scored[1])
+        elif crf is not None:
+            scored = crf
         if not docs:
             paths = []
         elif scored is None:
@@ -463,6 +480,9 @@ class IntentNER(TrainablePipe):
         else:
             paths = viterbi(numpy.split(log_all, splits), *transition_mask(tags), *scored)
         path_all = numpy.concatenate(paths) if paths else numpy.zeros((0,), "i")
+        if crf is not None and docs:
+            # A word's confidence: the CRF's marginal probability of its tag.
+            probs_all = numpy.concatenate(crf_marginals(numpy.split(log_all, splits), *crf, tags))
         chosen = numpy.split(probs_all[numpy.arange(len(path_all)), path_all].astype("f"), splits)
         all_spans = tags_to_spans_batch(paths, tags)
         intents = self.intent_labels
@@ -563,7 +583,17 @@ class IntentNER(TrainablePipe):
         tag_ids, intent_y, intent_mask = targets if targets is not None else self._targets(list(examples))
         ner_loss = d_ner = intent_loss = d_intent = None
         if ner_logits is not None:
-            ner_loss, d_ner = _softmax_xent(ner_logits, tag_ids, self.cfg.get("label_smoothing", 0.0))
+            head = self.model.get_ref("ner_head")
+            crf = crf_params(head)
+            if crf is None:
+                ner_loss, d_ner = _softmax_xent(ner_logits, tag_ids, self.cfg.get("label_smoothing", 0.0))
+            else:
+                # The CRF's score tables are the NER head's own parameters:
+                # their gradient waits on the head for its optimizer step.
+                lengths = [len(eg.predicted) for eg in examples]
+                ner_loss, d_ner, d_trans, d_start = crf_nll(ner_logits, lengths, tag_ids, *crf, self.tags)
+                head.inc_grad(CRF_TRANS, head.ops.asarray2f(d_trans))
+                head.inc_grad(CRF_START, head.ops.asarray1f(d_start))
         if intent_logits is not None:
             intent_loss, d_intent = self._intent_xent(intent_logits, intent_y, intent_mask)
         return (ner_loss, intent_loss), (d_ner, d_intent)

@@ -6,6 +6,7 @@ from spacy.util import registry
 from thinc.api import Model, reduce_mean
 from thinc.types import Floats2d, Ragged
 
+from .crf import CRF_START, CRF_TRANS
 from .layers import TorchTokenHead, transformer_of  # noqa: F401 (transformer_of: re-exported)
 
 PACKAGED_ENCODER = "all-MiniLM-L6-v2"
@@ -119,12 +120,16 @@ def build_intent_ner_model(
     n_tags: Optional[int] = None,
     n_intents: Optional[int] = None,
     hidden_width: int = 0,
+    crf: bool = False,
 ) -> Model[List[Doc], Tuple[List[Floats2d], List[Floats2d]]]:
     """One shared encoder, two token-level heads (BIO tag logits, intent logits).
 
     ``hidden_width``: 0 (default) makes each head linear; > 0 puts a GELU
     hidden layer of that many units in each head (an MLP over the word
     vectors).
+    ``crf``: true puts a linear-chain CRF on the NER head: its logits become
+    emission scores, and the head holds tag-bigram and first-tag scores,
+    trained with it (crf.py).
 
     The model's own forward runs both heads on one encoder pass (prediction
     and the joint update); the alternating update runs ``encode`` and one
@@ -134,6 +139,11 @@ def build_intent_ner_model(
         raise ValueError(f"intent_ner: hidden_width must be an integer >= 0 (0 = linear heads), got {hidden_width!r}")
     ner_head = TorchTokenHead(nO=n_tags, dropout=dropout, hidden_width=hidden_width)
     intent_head = TorchTokenHead(nO=n_intents, dropout=dropout, hidden_width=hidden_width)
+    if not isinstance(crf, bool):
+        raise ValueError(f"intent_ner: crf must be true or false, got {crf!r}")
+    if crf:
+        for name in (CRF_TRANS, CRF_START):
+            ner_head.set_param(name, None)  # declared; sized at initialize
     model = Model(
         "intent_ner",
         _forward,
@@ -180,6 +190,11 @@ def _init(model: Model, X: Optional[List[Doc]] = None, Y=None) -> None:
         head = model.get_ref(name)
         head.set_dim("nI", width, force=True)
         head.initialize()
+    ner_head = model.get_ref("ner_head")
+    if CRF_TRANS in ner_head.param_names:
+        n_tags = ner_head.get_dim("nO")
+        ner_head.set_param(CRF_TRANS, ner_head.ops.alloc2f(n_tags, n_tags))
+        ner_head.set_param(CRF_START, ner_head.ops.alloc1f(n_tags))
 
 
 @registry.architectures("spacy_multitask_intent.StockTransformer.v1")

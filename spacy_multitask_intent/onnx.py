@@ -42,6 +42,8 @@ from spacy.util import registry
 from thinc.api import Model
 from thinc.model import deserialize_attr, serialize_attr
 
+from .crf import CRF_START, CRF_TRANS, crf_params
+
 ARCHITECTURE = "spacy_multitask_intent.OnnxIntentNER.v1"
 ONNX_FILE = "model.onnx"
 TOKENIZER_DIR = "tokenizer"
@@ -251,12 +253,16 @@ def _read_meta(session, onnx_path: Path) -> dict:
 
 # ------------------------------------------------------------ architecture
 @registry.architectures(ARCHITECTURE)
-def build_onnx_intent_ner(window: int = 128, stride: int = 96) -> Model:
+def build_onnx_intent_ner(window: int = 128, stride: int = 96, crf: bool = False) -> Model:
     """The exported ``intent_ner`` model: encoder and both heads in one ONNX
     graph run by ONNX Runtime (inference only).  The ``.onnx`` file and the
     tokenizer are loaded from the component's directory by ``spacy.load``.
-    ``window``/``stride``: the original encoder's strided windows."""
+    ``window``/``stride``: the original encoder's strided windows.  ``crf``:
+    the NER head keeps the original's CRF scores (crf.py) for decoding."""
     ner_head = Model("onnx_ner_head", _no_forward, dims={"nO": None})
+    if crf:
+        for param in (CRF_TRANS, CRF_START):
+            ner_head.set_param(param, None)  # filled by export, then from the model file
     intent_head = Model("onnx_intent_head", _no_forward, dims={"nO": None})
     return Model(
         "intent_ner_onnx",
@@ -489,7 +495,13 @@ def export_pipeline(
     window, stride = int(enc_cfg.get("window", 128)), int(enc_cfg.get("stride", 96))
 
     config = nlp.config.copy()
-    config["components"][name]["model"] = {"@architectures": ARCHITECTURE, "window": window, "stride": stride}
+    crf = crf_params(pipe.model.get_ref("ner_head"))
+    config["components"][name]["model"] = {
+        "@architectures": ARCHITECTURE,
+        "window": window,
+        "stride": stride,
+        "crf": crf is not None,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         fp32 = tmp / "fp32.onnx"
@@ -536,6 +548,10 @@ def export_pipeline(
         new_pipe.model.get_ref("intent_head").set_dim(
             "nO", pipe.model.get_ref("intent_head").get_dim("nO"), force=True
         )
+        if crf is not None:
+            new_head = new_pipe.model.get_ref("ner_head")
+            new_head.set_param(CRF_TRANS, new_head.ops.asarray2f(crf[0]))
+            new_head.set_param(CRF_START, new_head.ops.asarray1f(crf[1]))
         new_pipe.model.attrs["runtime"].from_disk(tmp, new_pipe.tags, new_pipe.intent_labels)
         new.to_disk(out)
     return out / name / ONNX_FILE

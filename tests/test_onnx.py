@@ -314,3 +314,25 @@ def test_import_does_not_load_onnxruntime():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT_DIR, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_export_keeps_the_crf_scores(tiny_bert, tmp_path):
+    from spacy_multitask_intent.crf import CRF_START, CRF_TRANS
+
+    nlp = fresh_nlp(tiny_bert, model={"crf": True}, update_mode="joint")
+    train(nlp, toy_examples(nlp), steps=15)
+    head = nlp.get_pipe("intent_ner").model.get_ref("ner_head")
+    head.set_param(CRF_START, head.get_param(CRF_START) + numpy.linspace(-2, 2, len(head.get_param(CRF_START)), dtype="f"))
+    nlp.to_disk(tmp_path / "torch")
+    export_pipeline(tmp_path / "torch", tmp_path / "onnx")
+    onnx_nlp = spacy.load(tmp_path / "onnx")
+    assert onnx_nlp.config["components"]["intent_ner"]["model"]["crf"] is True
+    ohead = onnx_nlp.get_pipe("intent_ner").model.get_ref("ner_head")
+    for name in (CRF_TRANS, CRF_START):
+        numpy.testing.assert_array_equal(ohead.get_param(name), head.get_param(name))
+    n_ents = 0
+    for d1, d2 in zip(nlp.pipe(TEXTS), onnx_nlp.pipe(TEXTS)):
+        assert [(e.start, e.end, e.label_) for e in d1.ents] == [(e.start, e.end, e.label_) for e in d2.ents]
+        assert [e._.confidence for e in d1.ents] == pytest.approx([e._.confidence for e in d2.ents], abs=1e-4)
+        n_ents += len(d1.ents)
+    assert n_ents > 0

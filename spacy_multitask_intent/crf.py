@@ -1,0 +1,140 @@
+"""A linear-chain CRF over the NER head's per-word tag scores (Lafferty et al., 2001).
+
+With ``crf = true`` in the model's config, the NER head's logits are a CRF's
+emission scores and the head holds two more parameters: ``crf_trans[prev,
+next]``, the score of each tag bigram, and ``crf_start[tag]``, the score of
+each first tag.  They start at zero and train with the head (the NER step, at
+the heads' learn rate).  The NER loss is the negative log-likelihood of the
+gold tag path over all well-formed paths, in place of the per-word
+cross-entropy; a word whose gold tag is unknown (misaligned, whitespace) may
+take any tag in the gold lattice, so it is summed over rather than dropped.
+Decoding is the constrained Viterbi of ``decoding.py`` with these scores, and
+each word's confidence is the CRF's marginal probability of its decoded tag.
+
+The forward algorithm runs in torch, so autograd gives the gradients (of the
+emissions and both score tables) and the marginals (the gradient of log Z).
+"""
+from typing import List, Optional, Sequence, Tuple
+
+import numpy
+
+from .decoding import transition_mask
+
+CRF_TRANS, CRF_START = "crf_trans", "crf_start"  # param names on the NER head
+FORBIDDEN = -1e4  # the score of a forbidden transition or first tag (exp() is 0 in float32)
+
+
+def crf_params(head) -> Optional[Tuple[numpy.ndarray, numpy.ndarray]]:
+    """(crf_trans, crf_start) of a NER head with a CRF, else None."""
+    if not head.has_param(CRF_TRANS) or not head.has_param(CRF_START):
+        return None
+    return head.ops.to_numpy(head.get_param(CRF_TRANS)), head.ops.to_numpy(head.get_param(CRF_START))
+
+
+def _log_partition(torch, emissions, lengths, trans, start, allowed, start_ok, keep=None):
+    """log Z of each doc's chain: emissions (B x L x K, padded), lengths (B,);
+    keep (B x L x K bool), when given, is the set of tags each word may take."""
+    B, L, _ = emissions.shape
+    zero = emissions.new_zeros(())
+    forbid = emissions.new_full((), FORBIDDEN)
+    trans = trans + torch.where(allowed, zero, forbid)
+    first = start + torch.where(start_ok, zero, forbid)
+    if keep is not None:
+        emissions = emissions + torch.where(keep, zero, forbid)
+    alpha = first[None, :] + emissions[:, 0]
+    for t in range(1, L):
+        step = torch.logsumexp(alpha[:, :, None] + trans[None, :, :], dim=1) + emissions[:, t]
+        alpha = torch.where((lengths > t)[:, None], step, alpha)
+    return torch.logsumexp(alpha, dim=1)
+
+
+def _tensors(torch, flat: numpy.ndarray, lengths: Sequence[int], trans, start, tags):
+    allowed, start_ok = transition_mask(tags)
+    E = torch.tensor(numpy.asarray(flat, dtype="f"), requires_grad=True)
+    T = torch.tensor(numpy.asarray(trans, dtype="f"), requires_grad=True)
+    S = torch.tensor(numpy.asarray(start, dtype="f"), requires_grad=True)
+    padded = torch.nn.utils.rnn.pad_sequence(list(torch.split(E, list(lengths))), batch_first=True)
+    return E, T, S, padded, torch.tensor(list(lengths)), torch.tensor(allowed), torch.tensor(start_ok)
+
+
+def crf_nll(
+    logits: numpy.ndarray,
+    lengths: Sequence[int],
+    gold: numpy.ndarray,
+    trans: numpy.ndarray,
+    start: numpy.ndarray,
+    tags: Sequence[str],
+) -> Tuple[float, numpy.ndarray, numpy.ndarray, numpy.ndarray]:
+    """The CRF's negative log-likelihood of the gold paths, per known word.
+
+    logits: the NER head's flattened rows (sum(lengths) x n_tags); gold: the
+    gold tag id per row (-1: unknown, any tag).  Returns (loss, d_logits,
+    d_trans, d_start); the loss and every gradient are divided by the number
+    of words with a known gold tag, as the per-word cross-entropy is.
+    """
+    import torch
+
+    lengths = [int(n) for n in lengths]
+    if sum(lengths) != len(logits) or len(gold) != len(logits):
+        raise ValueError(
+            f"crf_nll: {len(logits)} logit rows and {len(gold)} gold tags for docs of {sum(lengths)} words"
+        )
+    doc_ids = [i for i, n in enumerate(lengths) if n]
+    keep_docs = [lengths[i] for i in doc_ids]
+    d_trans = numpy.zeros_like(numpy.asarray(trans, dtype="f"))
+    d_start = numpy.zeros_like(numpy.asarray(start, dtype="f"))
+    if not keep_docs:
+        return 0.0, numpy.zeros_like(numpy.asarray(logits, dtype="f")), d_trans, d_start
+    gold = numpy.asarray(gold, dtype="i")
+    n_known = max(int((gold >= 0).sum()), 1)
+    with torch.inference_mode(False), torch.enable_grad():
+        E, T, S, padded, lens, allowed, start_ok = _tensors(torch, logits, keep_docs, trans, start, tags)
+        # The gold lattice: a known word keeps its gold tag, an unknown one any tag.
+        keep = numpy.ones(logits.shape, dtype=bool)
+        known = gold >= 0
+        keep[known] = False
+        keep[numpy.flatnonzero(known), gold[known]] = True
+        keep_t = torch.nn.utils.rnn.pad_sequence(
+            list(torch.split(torch.tensor(keep), keep_docs)), batch_first=True, padding_value=True
+        )
+        log_z = _log_partition(torch, padded, lens, T, S, allowed, start_ok)
+        log_gold = _log_partition(torch, padded, lens, T, S, allowed, start_ok, keep_t)
+        impossible = torch.nonzero(log_gold < FORBIDDEN / 2).flatten().tolist()
+        if impossible:
+            raise ValueError(
+                f"intent_ner: the gold tags of doc {doc_ids[impossible[0]]} of the batch are not a well-formed "
+                "BIO path (an I- tag that does not follow its B- tag), so the CRF cannot score them."
+            )
+        loss = (log_z - log_gold).sum() / n_known
+        loss.backward()
+    return (
+        float(loss.detach()),
+        E.grad.numpy().astype("f"),
+        T.grad.numpy().astype("f"),
+        S.grad.numpy().astype("f"),
+    )
+
+
+def crf_marginals(
+    log_scores: List[numpy.ndarray], trans: numpy.ndarray, start: numpy.ndarray, tags: Sequence[str]
+) -> List[numpy.ndarray]:
+    """Each word's marginal tag probabilities under the CRF (one array per doc,
+    n_words x n_tags): the gradient of log Z with respect to the emissions."""
+    import torch
+
+    lengths = [len(x) for x in log_scores]
+    out = [numpy.zeros((0, len(tags)), "f") for _ in log_scores]
+    keep_docs = [i for i, n in enumerate(lengths) if n]
+    if not keep_docs:
+        return out
+    flat = numpy.concatenate([log_scores[i] for i in keep_docs])
+    with torch.inference_mode(False), torch.enable_grad():
+        E, T, S, padded, lens, allowed, start_ok = _tensors(
+            torch, flat, [lengths[i] for i in keep_docs], trans, start, tags
+        )
+        _log_partition(torch, padded, lens, T, S, allowed, start_ok).sum().backward()
+    probs = E.grad.numpy().astype("f")
+    splits = numpy.cumsum([lengths[i] for i in keep_docs])[:-1]
+    for i, part in zip(keep_docs, numpy.split(probs, splits)):
+        out[i] = part
+    return out

@@ -185,3 +185,79 @@ def set_dropout(model: Model, rate: Optional[float]) -> None:
                 sub.p = rate
             elif isinstance(getattr(sub, "dropout_prob", None), float):
                 sub.dropout_prob = rate
+
+
+# ------------------------------------------------------------- scalar mix
+MIX_PARAMS = ("mix_weights", "mix_gamma")  # the mix's own parameters (step at the heads' rate)
+MIX_CONFIG_KEY = "scalar_mix_layers"  # kept in the HF config, so a saved encoder rebuilds its mix
+
+
+class ScalarMixEncoder(torch.nn.Module):
+    """An HF encoder whose output is a learned mix of its last ``n`` hidden
+    states (Peters et al., 2018): ``gamma x sum_i softmax(w)_i h_i``, the
+    weights starting equal and gamma at 1.  It stands where spacy-transformers
+    expects the HF model (``last_hidden_state`` is the mix), so gradients
+    reach every mixed layer through torch's own autograd; ``n = 1`` is the
+    last layer, scaled."""
+
+    def __init__(self, model: torch.nn.Module, n: int):
+        super().__init__()
+        states = int(model.config.num_hidden_layers) + 1  # the embeddings' output and each layer's
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= states:
+            raise ValueError(
+                f"intent_ner: scalar_mix must be 0 (off) or 1-{states} (the encoder's {states - 1} "
+                f"layers and its embeddings), got {n!r}"
+            )
+        self.model = model
+        self.config = model.config
+        setattr(self.config, MIX_CONFIG_KEY, n)
+        self.mix_weights = torch.nn.Parameter(torch.zeros(n))
+        self.mix_gamma = torch.nn.Parameter(torch.ones(1))  # 1-d: thinc's optimizer takes no scalars
+
+    @property
+    def device(self) -> torch.device:
+        return self.mix_weights.device
+
+    @property
+    def n_mixed(self) -> int:
+        return int(self.mix_weights.shape[0])
+
+    def forward(self, **inputs):
+        from transformers.modeling_outputs import BaseModelOutput
+
+        out = self.model(**inputs, output_hidden_states=True, return_dict=True)
+        states = torch.stack(out.hidden_states[-self.n_mixed :], dim=0)
+        weights = torch.softmax(self.mix_weights, dim=0).to(states.dtype)
+        mixed = self.mix_gamma * (weights[:, None, None, None] * states).sum(dim=0)
+        return BaseModelOutput(last_hidden_state=mixed)
+
+
+class ScalarMixAutoModel:
+    """``model_cls`` for spacy-transformers' shim: loading a saved encoder
+    whose HF config names a mix rebuilds the mix around the HF model."""
+
+    @staticmethod
+    def from_config(config) -> torch.nn.Module:
+        from transformers import AutoModel
+
+        model = AutoModel.from_config(config)
+        n = getattr(config, MIX_CONFIG_KEY, 0)
+        return ScalarMixEncoder(model, int(n)) if n else model
+
+
+def use_scalar_mix(transformer: Model, n: int) -> None:
+    """Make a spacy-transformers TransformerModel build and load its HF model
+    inside a ``ScalarMixEncoder`` of ``n`` hidden states."""
+    from spacy_transformers.data_classes import HFObjects
+
+    set_transformer = transformer.attrs["set_transformer"]
+
+    def set_mixed(model: Model, hf: "HFObjects") -> None:
+        mixed = ScalarMixEncoder(hf.transformer, n)
+        set_transformer(
+            model,
+            HFObjects(hf.tokenizer, mixed, hf.vocab_file_contents, hf._init_tokenizer_config, hf._init_transformer_config),
+        )
+
+    transformer.attrs["set_transformer"] = set_mixed
+    transformer.layers[0].shims[0].model_cls = ScalarMixAutoModel

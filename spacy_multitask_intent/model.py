@@ -7,7 +7,7 @@ from thinc.api import Model, reduce_mean
 from thinc.types import Floats2d, Ragged
 
 from .crf import CRF_START, CRF_TRANS
-from .layers import TorchTokenHead, transformer_of  # noqa: F401 (transformer_of: re-exported)
+from .layers import TorchTokenHead, transformer_of, use_scalar_mix  # noqa: F401 (transformer_of: re-exported)
 
 PACKAGED_ENCODER = "all-MiniLM-L6-v2"
 POOLINGS = ("mean", "first")
@@ -41,6 +41,7 @@ def build_encoder(
     tokenizer_config: dict = {"use_fast": True},
     transformer_config: dict = {},
     pooling: str = "mean",
+    scalar_mix: int = 0,
 ) -> Model[List[Doc], List[Floats2d]]:
     """spacy-transformers' inline transformer with sub-word -> word pooling.
 
@@ -51,6 +52,9 @@ def build_encoder(
     tokens; a word in two windows is aligned to its sub-words in both, so
     "mean" averages the windows and "first" takes the first sub-word of the
     earlier window.  Nothing is truncated.
+    ``scalar_mix``: 0 (default) takes the encoder's last layer; n > 0 a
+    learned mix of its last n hidden states (layers.ScalarMixEncoder), whose
+    weights step at the heads' learn rate.
     Weights are loaded when the pipeline is initialized, not here.
     """
     if not 0 < stride <= window:
@@ -62,7 +66,9 @@ def build_encoder(
     from spacy_transformers.architectures import transformer_tok2vec_v3
     from spacy_transformers.span_getters import configure_strided_spans
 
-    return transformer_tok2vec_v3(
+    if isinstance(scalar_mix, bool) or not isinstance(scalar_mix, int) or scalar_mix < 0:
+        raise ValueError(f"Encoder: scalar_mix must be an integer >= 0 (0 = the last layer), got {scalar_mix!r}")
+    encoder = transformer_tok2vec_v3(
         name=resolve_encoder_name(name),
         get_spans=configure_strided_spans(window, stride),
         tokenizer_config=dict(tokenizer_config),
@@ -70,6 +76,9 @@ def build_encoder(
         grad_factor=grad_factor,
         transformer_config=dict(transformer_config),
     )
+    if scalar_mix:
+        use_scalar_mix(transformer_of(encoder), scalar_mix)
+    return encoder
 
 
 REDUCE_FIRST = "reduce_first_or_zero"

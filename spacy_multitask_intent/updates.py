@@ -22,7 +22,7 @@ import numpy
 from spacy.tokens import Doc
 from thinc.api import Model, Optimizer
 
-from .layers import torch_modules
+from .layers import MIX_PARAMS, torch_modules
 from .model import encode
 
 UPDATE_MODES = ("alternating", "joint", "ner_only")
@@ -37,10 +37,12 @@ class _ScaledLR:
     the intent step is made smaller by scaling the learning rate itself.
     """
 
-    def __init__(self, optimizer: Optimizer, scale: float, key_suffix: str = ""):
-        self.optimizer, self.scale, self.key_suffix = optimizer, scale, key_suffix
+    def __init__(self, optimizer: Optimizer, scale: float, key_suffix: str = "", mix_scale: float = 1.0):
+        self.optimizer, self.scale, self.key_suffix, self.mix_scale = optimizer, scale, key_suffix, mix_scale
 
     def __call__(self, key, weights, gradient, *, lr_scale: float = 1.0):
+        if key[1] in MIX_PARAMS:  # an encoder's scalar mix steps at the heads' rate
+            lr_scale = lr_scale * self.mix_scale
         if self.key_suffix:
             # A key of its own: thinc's Adam keeps moments and the update
             # count per key, so this step no longer shares them.
@@ -54,11 +56,11 @@ class _ScaledLR:
 def _step(pipe, sgd: Optimizer, names: Sequence[str], scale: float = 1.0, key_suffix: str = "") -> None:
     """One optimizer step of the model parts `names` at learn rate x scale;
     the heads (every part but the encoder) at learn rate x scale x
-    head_lr_factor."""
+    head_lr_factor (and so does the encoder's scalar mix, when it has one)."""
     heads = float(pipe.cfg.get("head_lr_factor", 1.0))
     for name in names:
         s = scale if name == "encoder" else scale * heads
-        opt = sgd if s == 1.0 and not key_suffix else _ScaledLR(sgd, s, key_suffix)
+        opt = sgd if s == 1.0 and not key_suffix and heads == 1.0 else _ScaledLR(sgd, s, key_suffix, heads)
         pipe.model.get_ref(name).finish_update(opt)
 
 

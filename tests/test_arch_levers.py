@@ -1,7 +1,8 @@
 """Accuracy levers of intent_ner that change what the model is:
 `hidden_width` (each head an MLP with one GELU hidden layer instead of a
-linear layer) and the encoder's `pooling` ("mean" of a word's sub-words, or
-its "first" sub-word, as JointBERT does)."""
+linear layer), the encoder's `pooling` ("mean" of a word's sub-words, or
+its "first" sub-word, as JointBERT does) and its `scalar_mix` (a learned mix
+of its last hidden states)."""
 import numpy
 import pytest
 import spacy
@@ -11,7 +12,7 @@ from thinc.api import Ragged, fix_random_seed, reduce_first
 
 from conftest import ON_GPU, TOY, intent_ner_config, toy_examples, train
 from spacy_multitask_intent.inference import predict_heads
-from spacy_multitask_intent.layers import encoder_module, head_module, torch_modules, transformer_of
+from spacy_multitask_intent.layers import ScalarMixEncoder, encoder_module, head_module, torch_modules, transformer_of
 from spacy_multitask_intent.model import encode, pooling_of, reduce_first_or_zero
 
 TEXTS = [t for t, _, _ in TOY] + [
@@ -266,12 +267,66 @@ def test_unknown_pooling_is_refused(tiny_bert, bad):
         arch_nlp(tiny_bert, encoder={"pooling": bad}, init=False)
 
 
+# -------------------------------------------------------------- scalar mix
+def test_scalar_mix_starts_as_the_mean_of_the_last_hidden_states(tiny_bert):
+    nlp = arch_nlp(tiny_bert, encoder={"scalar_mix": 2})
+    hf = encoder_module(nlp.get_pipe("intent_ner").model.get_ref("encoder"))
+    assert isinstance(hf, ScalarMixEncoder) and hf.n_mixed == 2
+    hf.eval()
+    ids = torch.tensor([[2, 5, 7, 9, 3]])
+    with torch.no_grad():
+        mixed = hf(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state
+        states = hf.model(input_ids=ids, attention_mask=torch.ones_like(ids), output_hidden_states=True).hidden_states
+    numpy.testing.assert_allclose(mixed.numpy(), ((states[-1] + states[-2]) / 2).numpy(), rtol=1e-5, atol=1e-6)
+    assert not numpy.allclose(mixed.numpy(), states[-1].numpy(), atol=1e-3)  # not the last layer alone
+
+
+def test_scalar_mix_trains_at_the_heads_rate_and_round_trips(tiny_bert, tmp_path):
+    from thinc.api import Adam
+
+    from test_component import SpyOptimizer
+
+    nlp = arch_nlp(tiny_bert, encoder={"scalar_mix": 3}, update_mode="joint", head_lr_factor=7.0)
+    proc = nlp.get_pipe("intent_ner")
+    hf = encoder_module(proc.model.get_ref("encoder"))
+    spy = SpyOptimizer(Adam(1e-3))
+    nlp.update(toy_examples(nlp), sgd=False, losses={})
+    proc.finish_update(spy)
+    scales = {key[1]: s for key, s, _ in spy.calls}
+    assert scales["mix_weights"] == scales["mix_gamma"] == 7.0
+    assert scales["model.encoder.layer.0.attention.self.query.weight"] == 1.0
+    assert hf.mix_weights.detach().abs().sum() > 0  # moved off equal weights
+    train(nlp, toy_examples(nlp), steps=10)
+    before = outputs(nlp)
+    nlp.to_disk(tmp_path / "p")
+    loaded = spacy.load(tmp_path / "p")
+    assert loaded.config["components"]["intent_ner"]["model"]["encoder"]["scalar_mix"] == 3
+    lhf = encoder_module(loaded.get_pipe("intent_ner").model.get_ref("encoder"))
+    assert isinstance(lhf, ScalarMixEncoder)
+    numpy.testing.assert_array_equal(lhf.mix_weights.detach().numpy(), hf.mix_weights.detach().numpy())
+    numpy.testing.assert_array_equal(lhf.mix_gamma.detach().numpy(), hf.mix_gamma.detach().numpy())
+    assert_same_outputs(outputs(loaded), before)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "2", True])
+def test_bad_scalar_mix_is_refused(tiny_bert, bad):
+    with pytest.raises(ValueError, match="scalar_mix"):  # ours, or the config's type check
+        arch_nlp(tiny_bert, encoder={"scalar_mix": bad}, init=False)
+
+
+def test_scalar_mix_beyond_the_encoders_layers_is_refused(tiny_bert):
+    # the tiny BERT has 2 layers: 3 hidden states with the embeddings'
+    arch_nlp(tiny_bert, encoder={"scalar_mix": 3})
+    with pytest.raises(ValueError, match=r"scalar_mix must be 0 \(off\) or 1-3 \(the encoder's 2 layers and its embeddings\), got 4"):
+        arch_nlp(tiny_bert, encoder={"scalar_mix": 4})
+
+
 # -------------------------------------------------------------------- ONNX
 @pytest.mark.skipif(ON_GPU, reason="the ONNX export runs on CPU")
 @pytest.mark.parametrize(
     "model,encoder",
-    [({"hidden_width": 16}, {}), ({}, {"pooling": "first"}), ({"hidden_width": 8}, {"pooling": "first"})],
-    ids=["mlp", "first", "mlp+first"],
+    [({"hidden_width": 16}, {}), ({}, {"pooling": "first"}), ({"hidden_width": 8}, {"pooling": "first"}), ({}, {"scalar_mix": 3})],
+    ids=["mlp", "first", "mlp+first", "mix"],
 )
 def test_onnx_export_of_the_levers_matches_torch(tiny_bert, tmp_path, model, encoder):
     pytest.importorskip("onnxruntime")

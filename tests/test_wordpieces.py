@@ -71,15 +71,15 @@ def test_outside_the_fast_path_is_none(tokenizer, tiny_bert):
     assert batch_inputs(tokenizer, [short, long], window=128) is not None
 
 
-@pytest.mark.parametrize("pooling", ["mean", "first"])
-def test_fast_logits_equal_encoder_path(tiny_bert, pooling):
+@pytest.mark.parametrize("encoder", [{"pooling": "mean"}, {"pooling": "first"}, {"scalar_mix": 2}], ids=["mean", "first", "mix"])
+def test_fast_logits_equal_encoder_path(tiny_bert, encoder):
     """The torch fast path (encoder, pooling and heads on the arrays) gives the
-    logits of the encoder + heads path, for both poolings."""
+    logits of the encoder + heads path, for both poolings and a scalar mix."""
     from spacy_multitask_intent.inference import predict_heads
     from spacy_multitask_intent.model import encode
 
     nlp = spacy.blank("en")
-    nlp.add_pipe("intent_ner", config=intent_ner_config(tiny_bert, encoder={"pooling": pooling}, **PAPER))
+    nlp.add_pipe("intent_ner", config=intent_ner_config(tiny_bert, encoder=encoder, **PAPER))
     nlp.initialize(lambda: toy_examples(nlp))
     train(nlp, toy_examples(nlp), steps=5)
     proc = nlp.get_pipe("intent_ner")

@@ -35,6 +35,13 @@ HEAD_LR = ("0,1,2", "ner_only,joint+intent_weight=0.1+intent_loss=softmax,ner_on
 INTENT_LOSS_X30 = ("0,1,2", "ner_only+head_lr_factor=30,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30,"
                    "joint+intent_weight=0.1+intent_loss=sigmoid_sum+head_lr_factor=30")
 
+# A CRF on the NER head (the default and NER-only) and the default with a scalar mix of the
+# encoder's last 4 hidden states, beside NER-only and the default at heads x30 (`project.yml` levers).
+CRF_MIX = ("0,1,2", "ner_only+head_lr_factor=30,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30,"
+           "ner_only+head_lr_factor=30+components.intent_ner.model.crf=true,"
+           "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30+components.intent_ner.model.crf=true,"
+           "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30+components.intent_ner.model.encoder.scalar_mix=4")
+
 # dataset -> report name -> (seeds, variants in row order)
 REPORTS = {
     "store_lookup": {
@@ -117,6 +124,7 @@ REPORTS = {
             "joint+intent_weight=0.1+training.max_steps=3000,joint+intent_weight=0.5+training.max_steps=3000,"
             "joint+intent_weight=0.1+intent_loss=softmax+training.max_steps=3000",
         ),
+        "levers_crf_mix": CRF_MIX,
         "levers": (  # accuracy levers on the default (joint 0.1, softmax), 1,500 steps
             "0,1,2",
             "ner_only,joint+intent_weight=0.1+intent_loss=softmax,ner_only+head_lr_factor=10,"

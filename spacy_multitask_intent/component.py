@@ -201,17 +201,6 @@ class IntentNER(TrainablePipe):
             raise ValueError(f"intent_ner: bucket_size must be >= 1, got {bucket_size}")
         if not float(transition_weight) >= 0.0:
             raise ValueError(f"intent_ner: transition_weight must be >= 0, got {transition_weight}")
-        if model.has_ref("ner_head") and CRF_TRANS in model.get_ref("ner_head").param_names:
-            if float(label_smoothing):
-                raise ValueError(
-                    "intent_ner: label_smoothing applies to the per-word NER loss; a model with "
-                    "crf = true trains on whole tag paths. Set one of them only."
-                )
-            if loss_balance == "uncertainty":
-                raise ValueError(
-                    "intent_ner: loss_balance = \"uncertainty\" rescales the per-word NER gradient "
-                    "and is not built for a model with crf = true; use \"fixed\" or \"pcgrad\"."
-                )
         install_extensions()
         self.vocab = vocab
         self.model = model
@@ -264,6 +253,24 @@ class IntentNER(TrainablePipe):
         self._log_vars = numpy.zeros((2,), "f")  # loss_balance="uncertainty": s_ner, s_intent
         self._d_log_vars: Optional[numpy.ndarray] = None
         self._warned_no_cats = False
+        self._check_crf_settings()
+
+    def _check_crf_settings(self) -> None:
+        """Refuse the settings that act on the per-word NER loss, which a model
+        with crf = true does not have."""
+        head = self.model.get_ref("ner_head") if self.model.has_ref("ner_head") else None
+        if head is None or CRF_TRANS not in head.param_names:
+            return
+        if self.cfg.get("label_smoothing"):
+            raise ValueError(
+                "intent_ner: label_smoothing applies to the per-word NER loss; a model with "
+                "crf = true trains on whole tag paths. Set one of them only."
+            )
+        if self.cfg.get("loss_balance") == "uncertainty":
+            raise ValueError(
+                'intent_ner: loss_balance = "uncertainty" rescales the per-word NER gradient '
+                'and is not built for a model with crf = true; use "fixed" or "pcgrad".'
+            )
 
     # ------------------------------------------------------------------ labels
     @property
@@ -461,14 +468,19 @@ class IntentNER(TrainablePipe):
         # gather, and one pass for the spans (a short query's per-doc numpy
         # calls cost more than the arithmetic).
         probs_all = numpy.concatenate(ner_probs) if docs else numpy.zeros((0, len(tags)), "f")
-        log_all = numpy.log(numpy.clip(probs_all, 1e-9, 1.0))
+        crf = crf_params(self.model.get_ref("ner_head"))
+        # A CRF's emissions are the head's raw scores, and a gap between two
+        # tags' scores counts in full against the transition scores: the
+        # floor is float32's smallest normal number (a gap of 87 nats), not
+        # the 1e-9 (21 nats) that is plenty for the per-word softmax.
+        floor = numpy.finfo("f").tiny if crf is not None else 1e-9
+        log_all = numpy.log(numpy.clip(probs_all, floor, 1.0))
         if len(log_all):
             # Whitespace tokens are never part of an entity.
             space = numpy.concatenate([_is_space(doc) for doc in docs])
             log_all[space, 1:] = -1e9
         splits = numpy.cumsum(lengths)[:-1]
         scored = self._transition_scores()
-        crf = crf_params(self.model.get_ref("ner_head"))
         if crf is not None and scored is not None:
             scored = (crf[0] + scored[0], crf[1] + scored[1])
         elif crf is not None:
@@ -481,8 +493,9 @@ class IntentNER(TrainablePipe):
             paths = viterbi(numpy.split(log_all, splits), *transition_mask(tags), *scored)
         path_all = numpy.concatenate(paths) if paths else numpy.zeros((0,), "i")
         if crf is not None and docs:
-            # A word's confidence: the CRF's marginal probability of its tag.
-            probs_all = numpy.concatenate(crf_marginals(numpy.split(log_all, splits), *crf, tags))
+            # A word's confidence: its tag's marginal probability under the
+            # scores the path was decoded with.
+            probs_all = numpy.concatenate(crf_marginals(numpy.split(log_all, splits), *scored, tags))
         chosen = numpy.split(probs_all[numpy.arange(len(path_all)), path_all].astype("f"), splits)
         all_spans = tags_to_spans_batch(paths, tags)
         intents = self.intent_labels
@@ -578,9 +591,13 @@ class IntentNER(TrainablePipe):
         targets: `_targets(examples)`, when already computed for the batch.
         Returns ((ner_loss, intent_loss), (d_ner, d_intent)); the parts of a
         head that was not scored are None.
+        With crf = true the NER loss is the CRF's (crf.py), and the gradient of
+        its score tables is added to the NER head's, for the next optimizer
+        step: call it to train, once per batch, as update() does.
         """
+        examples = list(examples)
         ner_logits, intent_logits = scores
-        tag_ids, intent_y, intent_mask = targets if targets is not None else self._targets(list(examples))
+        tag_ids, intent_y, intent_mask = targets if targets is not None else self._targets(examples)
         ner_loss = d_ner = intent_loss = d_intent = None
         if ner_logits is not None:
             head = self.model.get_ref("ner_head")
@@ -590,7 +607,14 @@ class IntentNER(TrainablePipe):
             else:
                 # The CRF's score tables are the NER head's own parameters:
                 # their gradient waits on the head for its optimizer step.
+                self._check_crf_settings()
                 lengths = [len(eg.predicted) for eg in examples]
+                if sum(lengths) != len(ner_logits):
+                    raise ValueError(
+                        f"intent_ner: get_loss of a model with crf = true needs the batch's examples "
+                        f"(for each doc's length): got {len(examples)} examples of {sum(lengths)} words "
+                        f"for {len(ner_logits)} rows of NER scores"
+                    )
                 ner_loss, d_ner, d_trans, d_start = crf_nll(ner_logits, lengths, tag_ids, *crf, self.tags)
                 head.inc_grad(CRF_TRANS, head.ops.asarray2f(d_trans))
                 head.inc_grad(CRF_START, head.ops.asarray1f(d_start))

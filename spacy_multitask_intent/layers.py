@@ -234,22 +234,35 @@ class ScalarMixEncoder(torch.nn.Module):
 
 class ScalarMixAutoModel:
     """``model_cls`` for spacy-transformers' shim: loading a saved encoder
-    whose HF config names a mix rebuilds the mix around the HF model."""
+    rebuilds the mix its HF config names (none: the plain HF model), and
+    refuses an encoder whose mix is not the one the pipeline's config sets
+    (loading the weights into another shape would leave it untrained)."""
 
-    @staticmethod
-    def from_config(config) -> torch.nn.Module:
+    def __init__(self, expected: int):
+        self.expected = int(expected)
+
+    def from_config(self, config) -> torch.nn.Module:
         from transformers import AutoModel
 
+        n = int(getattr(config, MIX_CONFIG_KEY, 0) or 0)
+        if n != self.expected:
+            raise ValueError(
+                f"intent_ner: the saved encoder's scalar_mix is {n} but the pipeline's config sets "
+                f"{self.expected}; load the pipeline with the config it was saved with"
+            )
         model = AutoModel.from_config(config)
-        n = getattr(config, MIX_CONFIG_KEY, 0)
-        return ScalarMixEncoder(model, int(n)) if n else model
+        return ScalarMixEncoder(model, n) if n else model
 
 
 def use_scalar_mix(transformer: Model, n: int) -> None:
     """Make a spacy-transformers TransformerModel build and load its HF model
-    inside a ``ScalarMixEncoder`` of ``n`` hidden states."""
+    inside a ``ScalarMixEncoder`` of ``n`` hidden states (``n = 0``: the plain
+    HF model, checked on load to have no mix)."""
     from spacy_transformers.data_classes import HFObjects
 
+    transformer.layers[0].shims[0].model_cls = ScalarMixAutoModel(n)
+    if not n:
+        return
     set_transformer = transformer.attrs["set_transformer"]
 
     def set_mixed(model: Model, hf: "HFObjects") -> None:
@@ -260,4 +273,3 @@ def use_scalar_mix(transformer: Model, n: int) -> None:
         )
 
     transformer.attrs["set_transformer"] = set_mixed
-    transformer.layers[0].shims[0].model_cls = ScalarMixAutoModel

@@ -57,8 +57,16 @@ def load_model_bytes(model: Model, data: bytes, where) -> None:
             f"intent_ner: cannot load model file {where}: {err}. The file needs this "
             "module; install the package that provides it (see setup.cfg's requirements)."
         ) from err
+    except ValueError as err:
+        if str(err).startswith("intent_ner:"):  # says what is wrong; add where
+            raise ValueError(f"{str(err).rstrip('.')} (model file {where})") from err
+        raise _damaged(where, err) from err
     except Exception as err:
-        raise ValueError(
-            f"intent_ner: cannot load model file {where}: {str(err).rstrip('.')}. The file is "
-            "truncated or damaged; re-save or re-train the pipeline."
-        ) from err
+        raise _damaged(where, err) from err
+
+
+def _damaged(where, err: Exception) -> ValueError:
+    return ValueError(
+        f"intent_ner: cannot load model file {where}: {str(err).rstrip('.')}. The file is "
+        "truncated or damaged; re-save or re-train the pipeline."
+    )

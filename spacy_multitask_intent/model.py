@@ -76,8 +76,7 @@ def build_encoder(
         grad_factor=grad_factor,
         transformer_config=dict(transformer_config),
     )
-    if scalar_mix:
-        use_scalar_mix(transformer_of(encoder), scalar_mix)
+    use_scalar_mix(transformer_of(encoder), scalar_mix)
     return encoder
 
 

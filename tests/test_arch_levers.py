@@ -308,6 +308,16 @@ def test_scalar_mix_trains_at_the_heads_rate_and_round_trips(tiny_bert, tmp_path
     assert_same_outputs(outputs(loaded), before)
 
 
+def test_a_saved_mix_loaded_under_another_scalar_mix_is_refused(tiny_bert, tmp_path):
+    """Weights saved with a mix cannot load into an encoder without one (or
+    with another), which would leave the encoder untrained; nor the reverse."""
+    for saved, asked in ((2, 0), (0, 3), (2, 3)):
+        nlp = arch_nlp(tiny_bert, encoder={"scalar_mix": saved})
+        nlp.to_disk(tmp_path / f"p{saved}")
+        with pytest.raises(ValueError, match=f"the saved encoder's scalar_mix is {saved} but the pipeline's config sets {asked}.*model file"):
+            spacy.load(tmp_path / f"p{saved}", config={"components": {"intent_ner": {"model": {"encoder": {"scalar_mix": asked}}}}})
+
+
 @pytest.mark.parametrize("bad", [-1, 1.5, "2", True])
 def test_bad_scalar_mix_is_refused(tiny_bert, bad):
     with pytest.raises(ValueError, match="scalar_mix"):  # ours, or the config's type check

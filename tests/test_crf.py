@@ -106,6 +106,65 @@ def test_a_gold_path_that_is_not_bio_is_a_clear_error(problem):
         crf_nll(logits, lengths, gold, trans, start, TAGS)
 
 
+@pytest.mark.parametrize("mean", [-30.0, 10.0])
+def test_long_docs_keep_exact_marginals_and_the_gold_check(mean):
+    """Scores of either sign over 600 words: the marginals still sum to one,
+    a valid gold path is accepted and one that starts with I-A is refused."""
+    rng = numpy.random.default_rng(1)
+    n = 600
+    logits = (mean + rng.normal(size=(n, len(TAGS)))).astype("f")
+    trans = (5 * rng.normal(size=(len(TAGS), len(TAGS)))).astype("f")
+    start = numpy.zeros(len(TAGS), "f")
+    gold = numpy.zeros(n, "i")  # all O
+    loss, d_logits, _, _ = crf_nll(logits, [n], gold, trans, start, TAGS)
+    assert numpy.isfinite(loss) and loss > 0
+    numpy.testing.assert_allclose(d_logits.sum(axis=1), 0.0, atol=1e-6)  # marginal - gold: rows sum to 0
+    marg = crf_marginals([logits], trans, start, TAGS)[0]
+    numpy.testing.assert_allclose(marg.sum(axis=1), 1.0, atol=1e-6)
+    bad = gold.copy()
+    bad[0] = 2
+    with pytest.raises(ValueError, match="not a well-formed BIO path"):
+        crf_nll(logits, [n], bad, trans, start, TAGS)
+    bad = gold.copy()
+    bad[300] = 2  # I-A after O
+    with pytest.raises(ValueError, match="not a well-formed BIO path"):
+        crf_nll(logits, [n], bad, trans, start, TAGS)
+    ok = gold.copy()
+    ok[299], ok[300] = -1, 2  # I-A after an unknown word, which may be B-A
+    crf_nll(logits, [n], ok, trans, start, TAGS)
+
+
+@pytest.mark.parametrize("mode", ["alternating", "joint", "ner_only"])
+def test_the_crf_scores_step_once_per_batch_of_accumulated_updates(tiny_bert, mode):
+    nlp = fresh_nlp(tiny_bert, model={"crf": True}, update_mode=mode)
+    proc = nlp.get_pipe("intent_ner")
+    head = proc.model.get_ref("ner_head")
+    examples = toy_examples(nlp)
+    spy = SpyOptimizer(Adam(1e-3))
+    nlp.update(examples[:4], sgd=False, losses={})
+    nlp.update(examples[4:], sgd=False, losses={})
+    proc.finish_update(spy)
+    grads = spy.grads()
+    assert len(grads[(head.id, CRF_TRANS)]) == 1 and len(grads[(head.id, CRF_START)]) == 1
+    assert numpy.abs(grads[(head.id, CRF_START)][0]).sum() > 0
+    assert not head.has_grad(CRF_TRANS) or not head.get_grad(CRF_TRANS).any()  # spent
+
+
+def test_get_loss_of_a_crf_model_needs_the_examples_and_its_settings(tiny_bert):
+    nlp = fresh_nlp(tiny_bert, model={"crf": True}, update_mode="joint")
+    proc = nlp.get_pipe("intent_ner")
+    examples = toy_examples(nlp)
+    targets = proc._targets(examples)
+    logits = numpy.zeros((len(targets[0]), len(proc.tags)), "f")
+    with pytest.raises(ValueError, match="needs the batch's examples"):
+        proc.get_loss([], (logits, None), targets=targets)
+    (loss, _), (d, _) = proc.get_loss(examples, (logits, None), targets=targets)
+    assert loss > 0 and d.shape == logits.shape
+    proc.cfg["loss_balance"] = "uncertainty"
+    with pytest.raises(ValueError, match="not built for a model with crf = true"):
+        proc.get_loss(examples, (logits, None), targets=targets)
+
+
 def test_the_component_trains_the_crf_scores_at_the_heads_rate(tiny_bert):
     nlp = fresh_nlp(tiny_bert, model={"crf": True}, update_mode="joint", head_lr_factor=10.0)
     proc = nlp.get_pipe("intent_ner")
@@ -127,6 +186,14 @@ def test_a_trained_crf_tags_the_toy_set_and_round_trips(tiny_bert, tmp_path):
     examples = toy_examples(nlp)
     history = train(nlp, examples, steps=40)
     assert history[-1]["intent_ner_ner"] < 0.5 * history[0]["intent_ner_ner"]
+    # The scores learned what the toy data shows: every query starts with O,
+    # and every two-word entity goes on from its B- tag to its I- tag.
+    proc = nlp.get_pipe("intent_ner")
+    tags, start, trans = list(proc.tags), *(proc.model.get_ref("ner_head").get_param(n) for n in (CRF_START, CRF_TRANS))
+    assert start[tags.index("O")] > max(start[tags.index(f"B-{label}")] for label in proc.labels)
+    for label in proc.labels:
+        b, i = tags.index(f"B-{label}"), tags.index(f"I-{label}")
+        assert trans[b, i] > 0 and trans[b, i] > trans[b, tags.index("O")]
     gold = [[(e.start, e.end, e.label_) for e in eg.reference.ents] for eg in examples]
     texts = [eg.reference.text for eg in examples]
     docs = list(nlp.pipe(texts))

@@ -24,6 +24,13 @@ CRF_TRANS, CRF_START = "crf_trans", "crf_start"  # param names on the NER head
 FORBIDDEN = -1e4  # the score of a forbidden transition or first tag (exp() of it vanishes beside any allowed path)
 
 
+def declare_crf(head) -> None:
+    """Give a NER head node the CRF's two score tables, unset: the model
+    sizes them at initialize, an export or a model file fills them."""
+    for name in (CRF_TRANS, CRF_START):
+        head.set_param(name, None)
+
+
 def crf_params(head) -> Optional[Tuple[numpy.ndarray, numpy.ndarray]]:
     """(crf_trans, crf_start) of a NER head with a CRF, else None."""
     if not head.has_param(CRF_TRANS) or not head.has_param(CRF_START):
@@ -136,19 +143,16 @@ def crf_marginals(
     n_words x n_tags): the gradient of log Z with respect to the emissions."""
     import torch
 
-    lengths = [len(x) for x in log_scores]
     out = [numpy.zeros((0, len(tags)), "f") for _ in log_scores]
-    keep_docs = [i for i, n in enumerate(lengths) if n]
-    if not keep_docs:
+    doc_ids = [i for i, x in enumerate(log_scores) if len(x)]
+    if not doc_ids:
         return out
-    flat = numpy.concatenate([log_scores[i] for i in keep_docs])
+    keep_docs = [len(log_scores[i]) for i in doc_ids]
+    flat = numpy.concatenate([log_scores[i] for i in doc_ids])
     with torch.inference_mode(False), torch.enable_grad():
-        E, T, S, padded, lens, allowed, start_ok = _tensors(
-            torch, flat, [lengths[i] for i in keep_docs], trans, start, tags
-        )
+        E, T, S, padded, lens, allowed, start_ok = _tensors(torch, flat, keep_docs, trans, start, tags)
         _log_partition(torch, padded, lens, T, S, allowed, start_ok).sum().backward()
     probs = E.grad.numpy().astype("f")
-    splits = numpy.cumsum([lengths[i] for i in keep_docs])[:-1]
-    for i, part in zip(keep_docs, numpy.split(probs, splits)):
+    for i, part in zip(doc_ids, numpy.split(probs, numpy.cumsum(keep_docs)[:-1])):
         out[i] = part
     return out

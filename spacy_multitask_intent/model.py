@@ -6,7 +6,7 @@ from spacy.util import registry
 from thinc.api import Model, reduce_mean
 from thinc.types import Floats2d, Ragged
 
-from .crf import CRF_START, CRF_TRANS
+from .crf import CRF_START, CRF_TRANS, declare_crf
 from .layers import TorchTokenHead, transformer_of, use_scalar_mix  # noqa: F401 (transformer_of: re-exported)
 
 PACKAGED_ENCODER = "all-MiniLM-L6-v2"
@@ -150,8 +150,7 @@ def build_intent_ner_model(
     if not isinstance(crf, bool):
         raise ValueError(f"intent_ner: crf must be true or false, got {crf!r}")
     if crf:
-        for name in (CRF_TRANS, CRF_START):
-            ner_head.set_param(name, None)  # declared; sized at initialize
+        declare_crf(ner_head)
     model = Model(
         "intent_ner",
         _forward,

@@ -42,7 +42,7 @@ from spacy.util import registry
 from thinc.api import Model
 from thinc.model import deserialize_attr, serialize_attr
 
-from .crf import CRF_START, CRF_TRANS, crf_params
+from .crf import CRF_START, CRF_TRANS, crf_params, declare_crf
 
 ARCHITECTURE = "spacy_multitask_intent.OnnxIntentNER.v1"
 ONNX_FILE = "model.onnx"
@@ -261,8 +261,7 @@ def build_onnx_intent_ner(window: int = 128, stride: int = 96, crf: bool = False
     the NER head keeps the original's CRF scores (crf.py) for decoding."""
     ner_head = Model("onnx_ner_head", _no_forward, dims={"nO": None})
     if crf:
-        for param in (CRF_TRANS, CRF_START):
-            ner_head.set_param(param, None)  # filled by export, then from the model file
+        declare_crf(ner_head)
     intent_head = Model("onnx_intent_head", _no_forward, dims={"nO": None})
     return Model(
         "intent_ner_onnx",

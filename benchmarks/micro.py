@@ -5,6 +5,7 @@
     python benchmarks/micro.py span-getter                          # strided vs whole-doc span getter
     python benchmarks/micro.py viterbi [N_LABELS ...]               # O(tags) BIO decoder vs the tags x tags one
     python benchmarks/micro.py decoder-pipeline MODEL QUERIES.spacy # nlp.pipe CPU time with each decoder
+    python benchmarks/micro.py crf-cost MODEL CRF_MODEL QUERIES.spacy # nlp.pipe CPU time without / with crf = true
 
 Measurements, not tests: nothing here asserts a speed.
 """
@@ -168,6 +169,76 @@ def decoder_pipeline(model, data, rounds=3, batch=256):
     print(f"ratio {numpy.median(times['viterbi']) / numpy.median(times['viterbi_bio']):.2f}; same entities on {len(texts)} queries")
 
 
+def crf_cost(model, crf_model, data, rounds=5, batches=(1, 32, 256)):
+    """nlp.pipe over the queries with a pipeline without a CRF and one with
+    crf = true (same encoder and labels), interleaved; process CPU time with
+    torch at 1 thread. For each pipeline, the time in the component's
+    set_annotations; for the CRF one, the time inside its decoder (viterbi
+    with the learned scores) and inside crf_marginals (the confidences)."""
+    import spacy
+
+    from spacy_multitask_intent import component
+
+    torch.set_num_threads(1)
+    nlps = {"no CRF": spacy.load(model), "CRF": spacy.load(crf_model)}
+    assert not nlps["no CRF"].config["components"]["intent_ner"]["model"].get("crf", False), f"{model} has crf = true"
+    assert nlps["CRF"].config["components"]["intent_ner"]["model"].get("crf") is True, f"{crf_model} has no crf = true"
+    texts = bench.read_texts(data)
+    inside = {"viterbi": 0.0, "crf_marginals": 0.0, "set_annotations": 0.0}
+
+    def timed(name, fn):
+        def wrapper(*a, **k):
+            t0 = time.process_time()
+            try:
+                return fn(*a, **k)
+            finally:
+                inside[name] += time.process_time() - t0
+
+        return wrapper
+
+    originals = {name: getattr(component, name) for name in ("viterbi", "crf_marginals")}
+    for name, fn in originals.items():
+        setattr(component, name, timed(name, fn))
+    for nlp in nlps.values():
+        proc = nlp.get_pipe("intent_ner")
+        proc.set_annotations = timed("set_annotations", proc.set_annotations)
+    try:
+        for nlp in nlps.values():
+            list(nlp.pipe(texts[:64], batch_size=32))
+        times = {(b, name): [] for b in batches for name in nlps}
+        parts = {(b, name): {k: [] for k in inside} for b in batches for name in nlps}
+        for _ in range(rounds):
+            for b in batches:
+                sample = texts if b > 1 else texts[:300]
+                for name, nlp in nlps.items():
+                    for k in inside:
+                        inside[k] = 0.0
+                    a = time.process_time()
+                    for _doc in nlp.pipe(sample, batch_size=b):
+                        pass
+                    times[b, name].append((time.process_time() - a) / len(sample))
+                    for k in inside:
+                        parts[b, name][k].append(inside[k] / len(sample))
+    finally:
+        for name, fn in originals.items():
+            setattr(component, name, fn)
+
+    def ms(xs):
+        return float(numpy.median(xs)) * 1000
+
+    print(f"{len(texts)} queries ({len(texts[:300])} at batch 1); CPU ms per query, torch 1 thread, median of {rounds}")
+    print("| batch | no CRF | CRF | CRF / no CRF | set_annotations, no CRF | set_annotations, CRF | CRF decoder | CRF marginals |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for b in batches:
+        base, crf = ms(times[b, "no CRF"]), ms(times[b, "CRF"])
+        sa0, sa1 = ms(parts[b, "no CRF"]["set_annotations"]), ms(parts[b, "CRF"]["set_annotations"])
+        dec, marg = ms(parts[b, "CRF"]["viterbi"]), ms(parts[b, "CRF"]["crf_marginals"])
+        print(
+            f"| {b} | {base:.3f} | {crf:.3f} | {crf / base:.2f} | {sa0:.3f} | {sa1:.3f} "
+            f"| {dec:.3f} ({dec / crf:.0%}) | {marg:.3f} ({marg / crf:.0%}) |"
+        )
+
+
 if __name__ == "__main__":
     cmd, *rest = sys.argv[1:] or ["--help"]
     if cmd == "predict-path":
@@ -178,6 +249,8 @@ if __name__ == "__main__":
         span_getter()
     elif cmd == "decoder-pipeline":
         decoder_pipeline(*rest)
+    elif cmd == "crf-cost":
+        crf_cost(*rest)
     elif cmd == "viterbi":
         viterbi_decoders(*([rest] if rest else []))
     else:

@@ -11,8 +11,9 @@ take any tag in the gold lattice, so it is summed over rather than dropped.
 Decoding is the constrained Viterbi of ``decoding.py`` with these scores, and
 each word's confidence is the CRF's marginal probability of its decoded tag.
 
-The forward algorithm runs in torch, so autograd gives the gradients (of the
-emissions and both score tables) and the marginals (the gradient of log Z).
+For training, the forward algorithm runs in torch, so autograd gives the
+gradients of the emissions and both score tables.  At inference the marginals
+come from forward-backward in numpy (``crf_marginals``).
 """
 from typing import List, Optional, Sequence, Tuple
 
@@ -140,19 +141,46 @@ def crf_marginals(
     log_scores: List[numpy.ndarray], trans: numpy.ndarray, start: numpy.ndarray, tags: Sequence[str]
 ) -> List[numpy.ndarray]:
     """Each word's marginal tag probabilities under the CRF (one array per doc,
-    n_words x n_tags): the gradient of log Z with respect to the emissions."""
-    import torch
+    n_words x n_tags), by forward-backward in numpy, float64.
 
+    Inference needs no gradient, so this is not torch's autograd of log Z:
+    each step is one (docs x tags) @ (tags x tags) product in exp space,
+    rescaled by each row's maximum, which keeps long docs exact."""
     out = [numpy.zeros((0, len(tags)), "f") for _ in log_scores]
     doc_ids = [i for i, x in enumerate(log_scores) if len(x)]
     if not doc_ids:
         return out
-    keep_docs = [len(log_scores[i]) for i in doc_ids]
-    flat = numpy.concatenate([log_scores[i] for i in doc_ids])
-    with torch.inference_mode(False), torch.enable_grad():
-        E, T, S, padded, lens, allowed, start_ok = _tensors(torch, flat, keep_docs, trans, start, tags)
-        _log_partition(torch, padded, lens, T, S, allowed, start_ok).sum().backward()
-    probs = E.grad.numpy().astype("f")
-    for i, part in zip(doc_ids, numpy.split(probs, numpy.cumsum(keep_docs)[:-1])):
-        out[i] = part
+    allowed, start_ok = transition_mask(tags)
+    trans = numpy.asarray(trans, dtype="f8")
+    top = float(trans[allowed].max()) if allowed.any() else 0.0
+    # exp(trans - top) on allowed transitions, 0 on forbidden ones.
+    expT = numpy.where(allowed, numpy.exp(numpy.minimum(trans - top, 0.0)), 0.0)
+    first = numpy.where(start_ok, numpy.asarray(start, dtype="f8"), -numpy.inf)
+    lens = numpy.array([len(log_scores[i]) for i in doc_ids])
+    B, L, K = len(doc_ids), int(lens.max()), len(tags)
+    E = numpy.zeros((B, L, K), dtype="f8")
+    for b, i in enumerate(doc_ids):
+        E[b, : lens[b]] = log_scores[i]
+    alpha = numpy.empty((B, L, K), dtype="f8")
+    beta = numpy.zeros((B, L, K), dtype="f8")  # log 1 at each doc's last word
+
+    def step(v: numpy.ndarray, matrix: numpy.ndarray) -> numpy.ndarray:
+        # log(exp(v) @ exp(trans)) row by row, v's rows rescaled by their maximum
+        m = v.max(axis=1, keepdims=True)
+        with numpy.errstate(divide="ignore"):
+            return numpy.log(numpy.exp(v - m) @ matrix) + m + top
+
+    with numpy.errstate(invalid="ignore"):
+        alpha[:, 0] = first + E[:, 0]
+        for t in range(1, L):
+            alpha[:, t] = step(alpha[:, t - 1], expT) + E[:, t]
+        for t in range(L - 2, -1, -1):
+            inside = (lens - 1 > t)[:, None]  # t is not the doc's last word
+            beta[:, t] = numpy.where(inside, step(E[:, t + 1] + beta[:, t + 1], expT.T), 0.0)
+    last = alpha[numpy.arange(B), lens - 1]
+    m = last.max(axis=1, keepdims=True)
+    log_z = numpy.log(numpy.exp(last - m).sum(axis=1, keepdims=True)) + m
+    probs = numpy.exp(alpha + beta - log_z[:, :, None])
+    for b, i in enumerate(doc_ids):
+        out[i] = probs[b, : lens[b]].astype("f")
     return out

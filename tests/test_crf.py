@@ -121,6 +121,9 @@ def test_long_docs_keep_exact_marginals_and_the_gold_check(mean):
     numpy.testing.assert_allclose(d_logits.sum(axis=1), 0.0, atol=1e-6)  # marginal - gold: rows sum to 0
     marg = crf_marginals([logits], trans, start, TAGS)[0]
     numpy.testing.assert_allclose(marg.sum(axis=1), 1.0, atol=1e-6)
+    # The numpy forward-backward against torch's autograd of log Z: with a
+    # known gold path, the loss gradient is (marginals - one-hot gold) / n.
+    numpy.testing.assert_allclose(marg, n * d_logits + numpy.eye(len(TAGS))[gold], atol=1e-4)
     bad = gold.copy()
     bad[0] = 2
     with pytest.raises(ValueError, match="not a well-formed BIO path"):

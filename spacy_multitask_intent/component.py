@@ -37,9 +37,9 @@ from .guards import guard_forked_torch, predict_lock
 from .inference import enable_fast_predict, fast_logits, predict_heads
 from .layers import set_dropout
 from .loading import load_model_bytes
-from .losses import DEFAULT_INTENT_THRESHOLD, INTENT_LOSSES, _softmax, _softmax_xent, intent_activation, intent_probs, intent_xent
+from .losses import DEFAULT_INTENT_THRESHOLD, INTENT_LOSSES, SETS_INTENT_THRESHOLD, _softmax, _softmax_xent, intent_activation, intent_probs, intent_xent
 from .model import encode
-from .scoring import decide_intents, needs_multi_label, score_intent_ner
+from .scoring import decide_intents, gold_intents, needs_multi_label, score_intent_ner
 from .updates import LOSS_BALANCES, STRATEGIES, UPDATE_MODES
 
 AGGREGATIONS = ("mean", "max")
@@ -209,6 +209,10 @@ class IntentNER(TrainablePipe):
         self.cfg = {
             "labels": [],
             "intents": [],
+            # intent_loss = "softmax_sets": the combinations of two or more
+            # intents that training queries have, each sorted; with the single
+            # intents they are the intent head's classes (intent_classes).
+            "intent_sets": [],
             "multi_label": False,
             "update_mode": update_mode,
             "intent_lr_factor": float(intent_lr_factor),
@@ -283,6 +287,30 @@ class IntentNER(TrainablePipe):
         return tuple(self.cfg["intents"])
 
     @property
+    def intent_classes(self) -> List[str]:
+        """The intent head's outputs: each intent, then (intent_loss =
+        "softmax_sets") each combination of intents, as "a + b"."""
+        return list(self.cfg["intents"]) + [" + ".join(s) for s in self.cfg.get("intent_sets") or []]
+
+    def _sets_matrix(self) -> Optional[numpy.ndarray]:
+        """classes x intents, 1 where a class holds the intent; None when the
+        classes are the intents alone."""
+        sets = self.cfg.get("intent_sets") or []
+        if not sets:
+            return None
+        cached = getattr(self, "_sets_cache", None)
+        key = (tuple(self.cfg["intents"]), tuple(map(tuple, sets)))
+        if cached is None or cached[0] != key:
+            index = {l: i for i, l in enumerate(self.cfg["intents"])}
+            m = numpy.zeros((len(self.cfg["intents"]) + len(sets), len(index)), "f")
+            m[numpy.arange(len(index)), numpy.arange(len(index))] = 1.0
+            for k, labels in enumerate(sets):
+                m[len(index) + k, [index[l] for l in labels]] = 1.0
+            cached = (key, m)
+            self._sets_cache = cached
+        return cached[1]
+
+    @property
     def label_data(self) -> Dict[str, List[str]]:
         return {"ents": list(self.labels), "intents": list(self.intent_labels)}
 
@@ -299,7 +327,11 @@ class IntentNER(TrainablePipe):
     def default_intent_threshold(self) -> float:
         """Multi-label data: the threshold of an intent with no calibrated one."""
         value = self.cfg.get("intent_threshold")
-        return DEFAULT_INTENT_THRESHOLD[self.intent_activation] if value is None else float(value)
+        if value is not None:
+            return float(value)
+        if self.cfg.get("intent_loss") == "softmax_sets":
+            return SETS_INTENT_THRESHOLD
+        return DEFAULT_INTENT_THRESHOLD[self.intent_activation]
 
     @property
     def uses_intents(self) -> bool:
@@ -344,6 +376,7 @@ class IntentNER(TrainablePipe):
         the encoder weights and size both heads."""
         validate_get_examples(get_examples, "IntentNER.initialize")
         ents, intents, multi = set(), set(), False
+        combos = set()
         n_with_cats = 0
         sample: List[Doc] = []
         for eg in get_examples():
@@ -352,6 +385,9 @@ class IntentNER(TrainablePipe):
             if eg.reference.cats:
                 n_with_cats += 1
             multi = multi or needs_multi_label(eg.reference.cats)
+            gold = gold_intents(eg.reference.cats)
+            if len(gold) > 1:
+                combos.add(tuple(sorted(gold)))
             if len(sample) < 10 and len(eg.predicted):
                 sample.append(eg.predicted)
         if labels is not None:
@@ -362,6 +398,8 @@ class IntentNER(TrainablePipe):
         for label in sorted(intents):
             self.add_intent(label)
         self.cfg["multi_label"] = bool(multi)
+        sets = sorted(c for c in combos if set(c) <= intents) if self.cfg["intent_loss"] == "softmax_sets" else []
+        self.cfg["intent_sets"] = [list(c) for c in sets]
         if not self.cfg["labels"]:
             raise ValueError(
                 "intent_ner: the training examples hold no entities (doc.ents), so "
@@ -374,7 +412,7 @@ class IntentNER(TrainablePipe):
                 "intents as doc.cats, or set update_mode = \"ner_only\"."
             )
         self.model.get_ref("ner_head").set_dim("nO", len(self.tags), force=True)
-        self.model.get_ref("intent_head").set_dim("nO", max(1, len(self.cfg["intents"])), force=True)
+        self.model.get_ref("intent_head").set_dim("nO", max(1, len(self.intent_classes)), force=True)
         self.model.initialize(X=sample or None)
         if self.cfg.get("transition_weight"):
             self.set_transition_scores(get_examples())
@@ -455,6 +493,9 @@ class IntentNER(TrainablePipe):
                 ner_out[i] = part
             if self.uses_intents:
                 probs = intent_probs(outputs[1], self.intent_activation)
+                sets = self._sets_matrix()
+                if sets is not None:  # each intent: the sum over the sets that hold it
+                    probs = probs @ sets
                 for i, part in zip(bucket, numpy.split(probs, splits)):
                     intent_out[i] = part
         return ner_out, intent_out
@@ -553,8 +594,10 @@ class IntentNER(TrainablePipe):
             tag_rows.append(ids)
         tag_ids = numpy.concatenate(tag_rows) if tag_rows else numpy.zeros((0,), "i")
         rows, masks = [], []
+        sets = self.cfg.get("intent_sets") or []
+        set_index = {tuple(c): len(intent_index) + k for k, c in enumerate(sets)}
         for n, eg in enumerate(examples):
-            vec = numpy.zeros((len(intent_index),), "f")
+            vec = numpy.zeros((len(intent_index) + len(sets),), "f")
             cats = eg.reference.cats
             unknown = [l for l in cats if l not in intent_index]
             if unknown and self.uses_intents:
@@ -564,9 +607,13 @@ class IntentNER(TrainablePipe):
                     f"(known: {list(intent_index)}). Re-run nlp.initialize() on data that "
                     "contains them, or add them with add_intent() before initializing."
                 )
-            for label, value in cats.items():
-                if label in intent_index:
-                    vec[intent_index[label]] = float(value)
+            whole = set_index.get(tuple(sorted(gold_intents(cats)))) if set_index else None
+            if whole is not None:  # softmax_sets: the query's set of intents is one class
+                vec[whole] = 1.0
+            else:
+                for label, value in cats.items():
+                    if label in intent_index:
+                        vec[intent_index[label]] = float(value)
             n_tok = len(eg.predicted)
             rows.append(numpy.repeat(vec[None, :], n_tok, axis=0))
             masks.append(numpy.full((n_tok, 1), 1.0 if cats else 0.0, "f"))
@@ -576,7 +623,7 @@ class IntentNER(TrainablePipe):
                     "examples without intents train the NER head only."
                 )
                 self._warned_no_cats = True
-        width = max(1, len(intent_index))
+        width = max(1, len(intent_index) + len(sets))
         intent_y = numpy.concatenate(rows) if rows else numpy.zeros((0, width), "f")
         intent_mask = numpy.concatenate(masks) if masks else numpy.zeros((0, 1), "f")
         return tag_ids, intent_y.reshape(-1, width), intent_mask
@@ -709,7 +756,7 @@ class IntentNER(TrainablePipe):
         }
         util.from_disk(path, deserialize, exclude)
         if self._runtime() is not None and "model" not in exclude:
-            self._runtime().from_disk(path, self.tags, self.intent_labels)
+            self._runtime().from_disk(path, self.tags, self.intent_classes)
         return self
 
     # ------------------------------------------ external runtime (onnx.py)

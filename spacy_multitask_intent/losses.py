@@ -13,12 +13,17 @@ already divided by the number of words that count, as the loss is.
     softmax      - per word, cross-entropy over the labels (as JointBERT); a query with
                    several intents is trained towards an even split between them
     auto         - softmax for single-label data, sigmoid_mean for multi-label data
+    softmax_sets - per word, cross-entropy over the intent sets of the training data:
+                   each intent, and each combination of intents a training query has
+                   (as JointBERT's `atis_flight#atis_airfare`); an intent's score is
+                   the sum of the probabilities of the sets that hold it.  On
+                   single-label data it is softmax.
 """
 from typing import Tuple
 
 import numpy
 
-INTENT_LOSSES = ("sigmoid_sum", "sigmoid_mean", "softmax", "auto")
+INTENT_LOSSES = ("sigmoid_sum", "sigmoid_mean", "softmax", "auto", "softmax_sets")
 
 
 def _softmax(x: numpy.ndarray) -> numpy.ndarray:
@@ -78,7 +83,7 @@ def _sigmoid_bce(logits: numpy.ndarray, y: numpy.ndarray, mask: numpy.ndarray):
 
 def intent_activation(intent_loss: str, multi_label: bool) -> str:
     """"softmax" or "sigmoid": how intent logits become scores."""
-    if intent_loss == "softmax" or (intent_loss == "auto" and not multi_label):
+    if intent_loss in ("softmax", "softmax_sets") or (intent_loss == "auto" and not multi_label):
         return "softmax"
     return "sigmoid"
 
@@ -89,6 +94,11 @@ def intent_activation(intent_loss: str, multi_label: bool) -> str:
 # sets of store lookup, ATIS and the merged ATIS+SNIPS set
 # (benchmarks/results/multidomain/threshold.md).
 DEFAULT_INTENT_THRESHOLD = {"sigmoid": 0.5, "softmax": 0.4}
+# softmax_sets: an intent's score is a sum over whole sets, so a query whose
+# best set holds two intents scores each of them at least that set's
+# probability; 0.5 keeps an intent only when the sets that hold it are more
+# likely than not.
+SETS_INTENT_THRESHOLD = 0.5
 
 
 def intent_probs(logits: numpy.ndarray, activation: str) -> numpy.ndarray:

@@ -523,7 +523,7 @@ def export_pipeline(
         meta = {
             "format": FORMAT,
             "tags": list(pipe.tags),
-            "intents": list(pipe.intent_labels) or [""],
+            "intents": list(pipe.intent_classes) or [""],
             "int8": bool(int8),
             "int8_scales": ("channel" if per_channel else "tensor") if int8 else None,
             "int8_fp32_nodes": len(keep) if int8 else None,
@@ -551,6 +551,6 @@ def export_pipeline(
             new_head = new_pipe.model.get_ref("ner_head")
             new_head.set_param(CRF_TRANS, new_head.ops.asarray2f(crf[0]))
             new_head.set_param(CRF_START, new_head.ops.asarray1f(crf[1]))
-        new_pipe.model.attrs["runtime"].from_disk(tmp, new_pipe.tags, new_pipe.intent_labels)
+        new_pipe.model.attrs["runtime"].from_disk(tmp, new_pipe.tags, new_pipe.intent_classes)
         new.to_disk(out)
     return out / name / ONNX_FILE

@@ -123,3 +123,69 @@ def test_the_shipped_default_is_joint_softmax_and_the_paper_is_one_switch_away(t
     # The stored "joint" results were trained with the summed sigmoid head: the variant keeps it.
     joint = merge_config(configs / "multitask.cfg", configs / "joint.cfg")["components"]["intent_ner"]
     assert (joint["update_mode"], joint["intent_weight"], joint["intent_loss"]) == ("joint", 1.0, "sigmoid_sum")
+
+
+MULTI = TOY[:-1] + [
+    ("add cherry pie to cart", [(1, 3, "PRODUCT")], ["add_to_cart", "product_search"]),
+    ("find and add apple juice", [(3, 5, "PRODUCT")], ["add_to_cart", "product_search"]),
+]
+
+
+def _sets_nlp(tiny_bert, data, seed=0, **cfg):
+    from thinc.api import fix_random_seed
+
+    from conftest import build_nlp
+
+    fix_random_seed(seed)
+    nlp = build_nlp(tiny_bert, update_mode="joint", intent_loss="softmax_sets", **cfg)
+    nlp.initialize(lambda: toy_examples(nlp, data))
+    return nlp
+
+
+def test_softmax_sets_makes_each_training_combination_one_class(tiny_bert):
+    nlp = _sets_nlp(tiny_bert, MULTI)
+    pipe = nlp.get_pipe("intent_ner")
+    assert pipe.cfg["intent_sets"] == [["add_to_cart", "product_search"]]
+    assert pipe.intent_classes == ["add_to_cart", "product_search", "store_lookup", "add_to_cart + product_search"]
+    assert pipe.model.get_ref("intent_head").get_dim("nO") == 4
+    assert pipe.default_intent_threshold == 0.5
+    _, y, mask = pipe._targets(toy_examples(nlp, MULTI))
+    assert y.shape[1] == 4
+    # a two-intent query's words: one-hot on the set's class; a one-intent query's: on its intent
+    assert y[-1].tolist() == [0, 0, 0, 1] and y[0].tolist() == [0, 0, 1, 0]
+    train(nlp, toy_examples(nlp, MULTI), steps=60)
+    doc = nlp("add cherry pie to cart")
+    # an intent's score sums the sets that hold it: the combination counts for both
+    assert doc.cats["add_to_cart"] > 0.5 and doc.cats["product_search"] > 0.5
+    assert pipe.decide_intents(doc) == ["add_to_cart", "product_search"]
+    assert list(doc._.intent_labels) == list(pipe.intent_labels) and doc._.intent_scores.shape == (5, 3)
+    assert pipe.decide_intents(nlp(TOY[0][0])) == ["store_lookup"]
+    assert pipe.decide_intents(nlp("buy orange at target")) == ["product_search"]
+
+
+def test_softmax_sets_survives_save_and_load(tiny_bert, tmp_path):
+    import spacy
+
+    nlp = _sets_nlp(tiny_bert, MULTI)
+    train(nlp, toy_examples(nlp, MULTI), steps=10)
+    nlp.to_disk(tmp_path / "p")
+    loaded = spacy.load(tmp_path / "p")
+    assert loaded.get_pipe("intent_ner").intent_classes == nlp.get_pipe("intent_ner").intent_classes
+    for text in ("add cherry pie to cart", TOY[0][0]):
+        assert numpy.allclose(nlp(text)._.intent_scores, loaded(text)._.intent_scores, atol=1e-6)
+
+
+def test_softmax_sets_is_softmax_on_single_label_data(tiny_bert):
+    a = _sets_nlp(tiny_bert, TOY)
+    from thinc.api import fix_random_seed
+
+    from conftest import build_nlp
+
+    fix_random_seed(0)
+    b = build_nlp(tiny_bert, update_mode="joint", intent_loss="softmax")
+    b.initialize(lambda: toy_examples(b))
+    assert a.get_pipe("intent_ner").cfg["intent_sets"] == []
+    train(a, toy_examples(a), steps=10)
+    train(b, toy_examples(b), steps=10)
+    for text in (TOY[0][0], TOY[3][0]):
+        numpy.testing.assert_array_equal(a(text)._.intent_scores, b(text)._.intent_scores)

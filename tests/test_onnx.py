@@ -336,3 +336,21 @@ def test_export_keeps_the_crf_scores(tiny_bert, tmp_path):
         assert [e._.confidence for e in d1.ents] == pytest.approx([e._.confidence for e in d2.ents], abs=1e-4)
         n_ents += len(d1.ents)
     assert n_ents > 0
+
+
+def test_export_keeps_the_intent_sets(tiny_bert, tmp_path):
+    """intent_loss = "softmax_sets": the graph's intent outputs are the sets,
+    and the exported pipeline sums them into intents as torch does."""
+    data = TOY[:-1] + [("add cherry pie to cart", [(1, 3, "PRODUCT")], ["add_to_cart", "product_search"])]
+    nlp = build_nlp(tiny_bert, update_mode="joint", intent_loss="softmax_sets")
+    nlp.initialize(lambda: toy_examples(nlp, data))
+    train(nlp, toy_examples(nlp, data), steps=15)
+    nlp.to_disk(tmp_path / "torch")
+    export_pipeline(tmp_path / "torch", tmp_path / "onnx")
+    onnx_nlp = spacy.load(tmp_path / "onnx")
+    proc = onnx_nlp.get_pipe("intent_ner")
+    assert proc.intent_classes[-1] == "add_to_cart + product_search"
+    for d1, d2 in zip(nlp.pipe(TEXTS), onnx_nlp.pipe(TEXTS)):
+        assert d1.cats == pytest.approx(d2.cats, abs=1e-4)
+        if d1._.intent_scores is not None:
+            assert d2._.intent_scores.shape == d1._.intent_scores.shape == (len(d1), 3)

@@ -42,6 +42,13 @@ CRF_MIX = ("0,1,2", "ner_only+head_lr_factor=30,joint+intent_weight=0.1+intent_l
            "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30+components.intent_ner.model.crf=true,"
            "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30+components.intent_ner.model.encoder.scalar_mix=4")
 
+# A CRF on the NER head of the default and of NER-only, beside both without (heads x30).
+CRF = ("0,1,2", ",".join(CRF_MIX[1].split(",")[:4]))
+
+# The intent sets as softmax classes (intent_loss=softmax_sets) beside NER-only, the default
+# (softmax) and the summed sigmoid, at the default's weight and head rate.
+INTENT_SETS = ("0,1,2", INTENT_LOSS_X30[1] + ",joint+intent_weight=0.1+intent_loss=softmax_sets+head_lr_factor=30")
+
 # dataset -> report name -> (seeds, variants in row order)
 REPORTS = {
     "store_lookup": {
@@ -51,6 +58,8 @@ REPORTS = {
         ),
         "head_lr": HEAD_LR,
         "intent_loss_x30": INTENT_LOSS_X30,
+        "levers_crf": CRF,
+        "intent_sets": INTENT_SETS,
     },
     "atis": {
         # The intent weight at heads x30, for the ATIS intent target (seed 0).
@@ -69,6 +78,8 @@ REPORTS = {
         # The intent loss at the default's weight and head rate: softmax (the default), the summed
         # sigmoid and auto (the averaged sigmoid on ATIS, which has multi-intent queries).
         "intent_loss_x30": (INTENT_LOSS_X30[0], INTENT_LOSS_X30[1] + ",joint+intent_weight=0.1+intent_loss=auto+head_lr_factor=30"),
+        "levers_crf_mix": CRF_MIX,
+        "intent_sets": INTENT_SETS,
         # The default and NER-only (heads x30) at 1,500 steps and at the base config's budget, 3,000.
         "default_3000": (
             "0,1,2",
@@ -151,6 +162,8 @@ REPORTS = {
         # five seeds (the split's seed sd is large).
         "seeds5_x30": ("0,1,2,3,4", INTENT_LOSS_X30[1]),
         "intent_loss_x30": INTENT_LOSS_X30,
+        "levers_crf": CRF,
+        "intent_sets": INTENT_SETS,
     },
     "multidomain": {
         "balance": (  # project.yml, command multidomain-balance
@@ -163,6 +176,7 @@ REPORTS = {
         ),
         "intent_loss_x30": INTENT_LOSS_X30,
         "head_lr": HEAD_LR,
+        "intent_sets": INTENT_SETS,
     },
 }
 

@@ -329,7 +329,7 @@ class IntentNER(TrainablePipe):
         value = self.cfg.get("intent_threshold")
         if value is not None:
             return float(value)
-        if self.cfg.get("intent_loss") == "softmax_sets":
+        if self.cfg.get("intent_sets"):  # softmax_sets with combinations: scores are sums over sets
             return SETS_INTENT_THRESHOLD
         return DEFAULT_INTENT_THRESHOLD[self.intent_activation]
 

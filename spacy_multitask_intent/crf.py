@@ -57,8 +57,9 @@ def _log_partition(torch, emissions, lengths, trans, start, allowed, start_ok, k
 
 
 def _tensors(torch, flat: numpy.ndarray, lengths: Sequence[int], trans, start, tags):
-    """float64 tensors: the forward scores grow with a doc's length and the
-    marginals are exp(score - log Z), which float32 loses on long docs."""
+    """float64 tensors for training's forward algorithm: its scores grow with
+    a doc's length, and float32 loses the gradients (marginals minus gold) on
+    long docs."""
     allowed, start_ok = transition_mask(tags)
     E = torch.tensor(numpy.asarray(flat, dtype="f8"), requires_grad=True)
     T = torch.tensor(numpy.asarray(trans, dtype="f8"), requires_grad=True)
@@ -153,8 +154,9 @@ def crf_marginals(
     allowed, start_ok = transition_mask(tags)
     trans = numpy.asarray(trans, dtype="f8")
     top = float(trans[allowed].max()) if allowed.any() else 0.0
-    # exp(trans - top) on allowed transitions, 0 on forbidden ones.
+    # exp(trans - top) on allowed transitions, 0 on forbidden ones; the same in log space.
     expT = numpy.where(allowed, numpy.exp(numpy.minimum(trans - top, 0.0)), 0.0)
+    logT = numpy.where(allowed, trans - top, -numpy.inf)
     first = numpy.where(start_ok, numpy.asarray(start, dtype="f8"), -numpy.inf)
     lens = numpy.array([len(log_scores[i]) for i in doc_ids])
     B, L, K = len(doc_ids), int(lens.max()), len(tags)
@@ -164,23 +166,31 @@ def crf_marginals(
     alpha = numpy.empty((B, L, K), dtype="f8")
     beta = numpy.zeros((B, L, K), dtype="f8")  # log 1 at each doc's last word
 
-    def step(v: numpy.ndarray, matrix: numpy.ndarray) -> numpy.ndarray:
+    def step(v: numpy.ndarray, matrix: numpy.ndarray, log_matrix: numpy.ndarray) -> numpy.ndarray:
         # log(exp(v) @ exp(trans)) row by row, v's rows rescaled by their maximum
         m = v.max(axis=1, keepdims=True)
-        with numpy.errstate(divide="ignore"):
-            return numpy.log(numpy.exp(v - m) @ matrix) + m + top
+        out = numpy.log(numpy.exp(v - m) @ matrix) + m
+        bad = ~numpy.isfinite(out).all(axis=1)
+        if bad.any():
+            # Allowed scores more than ~745 nats apart underflow in exp space:
+            # those rows again as a log-sum-exp over (prev, next).
+            x = v[bad][:, :, None] + log_matrix[None]
+            mx = x.max(axis=1)
+            out[bad] = numpy.log(numpy.exp(x - mx[:, None, :]).sum(axis=1)) + mx
+        return out + top
 
-    with numpy.errstate(invalid="ignore"):
+    with numpy.errstate(divide="ignore", invalid="ignore"):
         alpha[:, 0] = first + E[:, 0]
         for t in range(1, L):
-            alpha[:, t] = step(alpha[:, t - 1], expT) + E[:, t]
+            # a doc's rows past its last word keep its last alpha
+            alpha[:, t] = numpy.where((lens > t)[:, None], step(alpha[:, t - 1], expT, logT) + E[:, t], alpha[:, t - 1])
         for t in range(L - 2, -1, -1):
             inside = (lens - 1 > t)[:, None]  # t is not the doc's last word
-            beta[:, t] = numpy.where(inside, step(E[:, t + 1] + beta[:, t + 1], expT.T), 0.0)
+            beta[:, t] = numpy.where(inside, step(E[:, t + 1] + beta[:, t + 1], expT.T, logT.T), 0.0)
     last = alpha[numpy.arange(B), lens - 1]
     m = last.max(axis=1, keepdims=True)
     log_z = numpy.log(numpy.exp(last - m).sum(axis=1, keepdims=True)) + m
-    probs = numpy.exp(alpha + beta - log_z[:, :, None])
     for b, i in enumerate(doc_ids):
-        out[i] = probs[b, : lens[b]].astype("f")
+        n = lens[b]
+        out[i] = numpy.exp(alpha[b, :n] + beta[b, :n] - log_z[b]).astype("f")
     return out

@@ -254,3 +254,37 @@ def test_crf_must_be_a_boolean(tiny_bert):
 def test_without_crf_the_head_has_no_crf_scores(toy_nlp):
     head = toy_nlp.get_pipe("intent_ner").model.get_ref("ner_head")
     assert CRF_TRANS not in head.param_names and CRF_START not in head.param_names
+
+
+
+def _torch_marginals(logits, trans, start):
+    """The reference: the gradient of log Z by torch's autograd through the
+    forward algorithm that training uses."""
+    import torch
+
+    from spacy_multitask_intent.crf import _log_partition, _tensors
+
+    E, T, S, padded, lens, allowed, start_ok = _tensors(torch, logits, [len(logits)], trans, start, TAGS)
+    with torch.enable_grad():
+        _log_partition(torch, padded, lens, T, S, allowed, start_ok).sum().backward()
+    return E.grad.numpy()
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("scale", [1.0, 1000.0])
+def test_marginals_of_mixed_lengths_whitespace_and_extreme_scores(scale):
+    """A batch of a 3-word and a 300-word doc, whitespace rows at -1e9 (as
+    set_annotations writes them), transition scores all high (the short doc's
+    padding must not run on) or thousands of nats apart: no warning, and each
+    doc's marginals are torch's on that doc alone."""
+    rng = numpy.random.default_rng(3)
+    trans = (5.0 + scale * rng.normal(size=(len(TAGS), len(TAGS)))).astype("f")
+    start = rng.normal(size=len(TAGS)).astype("f")
+    docs = [rng.normal(size=(n, len(TAGS))).astype("f") for n in (3, 300)]
+    docs[1][[0, 150, 299], 1:] = -1e9  # whitespace: O only
+    marg = crf_marginals(docs, trans, start, TAGS)
+    for logits, m in zip(docs, marg):
+        assert numpy.isfinite(m).all()
+        numpy.testing.assert_allclose(m.sum(axis=1), 1.0, atol=1e-5)
+        numpy.testing.assert_allclose(m, _torch_marginals(logits, trans, start), atol=1e-5)
+    assert marg[1][[0, 150, 299], 0] == pytest.approx(1.0)

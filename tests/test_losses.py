@@ -153,6 +153,10 @@ def test_softmax_sets_makes_each_training_combination_one_class(tiny_bert):
     assert y.shape[1] == 4
     # a two-intent query's words: one-hot on the set's class; a one-intent query's: on its intent
     assert y[-1].tolist() == [0, 0, 0, 1] and y[0].tolist() == [0, 0, 1, 0]
+    # a combination not seen at initialize: an even split over its intents, as with softmax
+    unseen = [("find store and add cake", [(4, 5, "PRODUCT")], ["add_to_cart", "store_lookup"])]
+    _, y, _ = pipe._targets(toy_examples(nlp, unseen))
+    assert y[0].tolist() == [1, 0, 1, 0]
     train(nlp, toy_examples(nlp, MULTI), steps=60)
     doc = nlp("add cherry pie to cart")
     # an intent's score sums the sets that hold it: the combination counts for both
@@ -185,6 +189,7 @@ def test_softmax_sets_is_softmax_on_single_label_data(tiny_bert):
     b = build_nlp(tiny_bert, update_mode="joint", intent_loss="softmax")
     b.initialize(lambda: toy_examples(b))
     assert a.get_pipe("intent_ner").cfg["intent_sets"] == []
+    assert a.get_pipe("intent_ner").intent_classes == list(b.get_pipe("intent_ner").intent_labels)
     train(a, toy_examples(a), steps=10)
     train(b, toy_examples(b), steps=10)
     for text in (TOY[0][0], TOY[3][0]):

@@ -42,9 +42,6 @@ CRF_MIX = ("0,1,2", "ner_only+head_lr_factor=30,joint+intent_weight=0.1+intent_l
            "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30+components.intent_ner.model.crf=true,"
            "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30+components.intent_ner.model.encoder.scalar_mix=4")
 
-# A CRF on the NER head of the default and of NER-only, beside both without (heads x30).
-CRF = ("0,1,2", ",".join(CRF_MIX[1].split(",")[:4]))
-
 # The intent sets as softmax classes (intent_loss=softmax_sets) beside NER-only, the default
 # (softmax) and the summed sigmoid, at the default's weight and head rate.
 INTENT_SETS = ("0,1,2", INTENT_LOSS_X30[1] + ",joint+intent_weight=0.1+intent_loss=softmax_sets+head_lr_factor=30")
@@ -58,7 +55,6 @@ REPORTS = {
         ),
         "head_lr": HEAD_LR,
         "intent_loss_x30": INTENT_LOSS_X30,
-        "levers_crf": CRF,
         "intent_sets": INTENT_SETS,
     },
     "atis": {
@@ -162,7 +158,6 @@ REPORTS = {
         # five seeds (the split's seed sd is large).
         "seeds5_x30": ("0,1,2,3,4", INTENT_SETS[1]),
         "intent_loss_x30": INTENT_LOSS_X30,
-        "levers_crf": CRF,
         "intent_sets": INTENT_SETS,
     },
     "multidomain": {

@@ -194,3 +194,18 @@ def test_softmax_sets_is_softmax_on_single_label_data(tiny_bert):
     train(b, toy_examples(b), steps=10)
     for text in (TOY[0][0], TOY[3][0]):
         numpy.testing.assert_array_equal(a(text)._.intent_scores, b(text)._.intent_scores)
+
+
+def test_softmax_sets_takes_its_sets_from_the_examples_when_labels_are_given(tiny_bert):
+    """`spacy init labels` gives the intents; the sets still come from the
+    examples, and only those made of given intents count."""
+    from conftest import build_nlp
+
+    nlp = build_nlp(tiny_bert, update_mode="joint", intent_loss="softmax_sets")
+    labels = {"ents": ["PRODUCT", "STORE"], "intents": ["add_to_cart", "product_search", "store_lookup"]}
+    nlp.get_pipe("intent_ner").initialize(lambda: toy_examples(nlp, MULTI), nlp=nlp, labels=labels)
+    assert nlp.get_pipe("intent_ner").cfg["intent_sets"] == [["add_to_cart", "product_search"]]
+    nlp = build_nlp(tiny_bert, update_mode="joint", intent_loss="softmax_sets")
+    labels = {"ents": ["PRODUCT", "STORE"], "intents": ["add_to_cart", "store_lookup"]}
+    nlp.get_pipe("intent_ner").initialize(lambda: toy_examples(nlp, MULTI), nlp=nlp, labels=labels)
+    assert nlp.get_pipe("intent_ner").cfg["intent_sets"] == []

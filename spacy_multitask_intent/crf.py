@@ -169,15 +169,15 @@ def crf_marginals(
     def step(v: numpy.ndarray, matrix: numpy.ndarray, log_matrix: numpy.ndarray) -> numpy.ndarray:
         # log(exp(v) @ exp(trans)) row by row, v's rows rescaled by their maximum
         m = v.max(axis=1, keepdims=True)
-        out = numpy.log(numpy.exp(v - m) @ matrix) + m
-        bad = ~numpy.isfinite(out).all(axis=1)
+        scores = numpy.log(numpy.exp(v - m) @ matrix) + m
+        bad = ~numpy.isfinite(scores).all(axis=1)
         if bad.any():
             # Allowed scores more than ~745 nats apart underflow in exp space:
             # those rows again as a log-sum-exp over (prev, next).
             x = v[bad][:, :, None] + log_matrix[None]
             mx = x.max(axis=1)
-            out[bad] = numpy.log(numpy.exp(x - mx[:, None, :]).sum(axis=1)) + mx
-        return out + top
+            scores[bad] = numpy.log(numpy.exp(x - mx[:, None, :]).sum(axis=1)) + mx
+        return scores + top
 
     with numpy.errstate(divide="ignore", invalid="ignore"):
         alpha[:, 0] = first + E[:, 0]

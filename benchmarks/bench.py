@@ -20,6 +20,7 @@ fine for timing.  See benchmarks/README.md.
 """
 import argparse
 import datetime
+import functools
 import gc
 import importlib.metadata as md
 import json
@@ -153,6 +154,21 @@ def read_texts(path):
     if not texts:
         raise SystemExit(f"{path}: no docs with {MIN_WORDS}-{MAX_WORDS} words")
     return texts
+
+
+def timed(totals, key, fn, clock=time.perf_counter):
+    """fn, wrapped to add each call's `clock` time to totals[key] (e.g. a
+    pipeline method, to see where nlp.pipe's time goes)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        t0 = clock()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            totals[key] += clock() - t0
+
+    return wrapper
 
 
 def cycle(texts, n):

@@ -154,8 +154,8 @@ REPORTS = {
         "pooling_first_seed0": ("0", "ner_only+head_lr_factor=10,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10,"
                                 "ner_only+head_lr_factor=10+components.intent_ner.model.encoder.pooling=first,"
                                 "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10+components.intent_ner.model.encoder.pooling=first"),
-        # The default (heads x30), NER-only at the same rate and the summed sigmoid intent head over
-        # five seeds (the split's seed sd is large).
+        # The default (heads x30), NER-only at the same rate, the summed sigmoid intent head and
+        # softmax_sets over five seeds (the split's seed sd is large).
         "seeds5_x30": ("0,1,2,3,4", INTENT_SETS[1]),
         "intent_loss_x30": INTENT_LOSS_X30,
         "intent_sets": INTENT_SETS,

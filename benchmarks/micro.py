@@ -187,14 +187,7 @@ def crf_cost(model, crf_model, data, rounds=5, batches=(1, 32, 256)):
     inside = {"viterbi": 0.0, "crf_marginals": 0.0, "set_annotations": 0.0}
 
     def timed(name, fn):
-        def wrapper(*a, **k):
-            t0 = time.process_time()
-            try:
-                return fn(*a, **k)
-            finally:
-                inside[name] += time.process_time() - t0
-
-        return wrapper
+        return bench.timed(inside, name, fn, clock=time.process_time)
 
     originals = {name: getattr(component, name) for name in ("viterbi", "crf_marginals")}
     for name, fn in originals.items():

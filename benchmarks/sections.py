@@ -12,7 +12,6 @@ spacy-transformers' host path, its tokenizer call and alignment.
 """
 import argparse
 import collections
-import functools
 import sys
 import time
 from pathlib import Path
@@ -38,14 +37,7 @@ def main(argv=None):
     T = collections.Counter()
 
     def timed(key, f):
-        @functools.wraps(f)
-        def g(*args, **kwargs):
-            t0 = time.perf_counter()
-            try:
-                return f(*args, **kwargs)
-            finally:
-                T[key] += time.perf_counter() - t0
-        return g
+        return bench.timed(T, key, f)
 
     for n in ("huggingface_tokenize", "get_alignment_via_offset_mapping", "get_alignment"):
         setattr(transformer_model, n, timed(f"spacy-transformers {n}", getattr(transformer_model, n)))

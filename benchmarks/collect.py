@@ -42,6 +42,9 @@ CRF_MIX = ("0,1,2", "ner_only+head_lr_factor=30,joint+intent_weight=0.1+intent_l
            "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30+components.intent_ner.model.crf=true,"
            "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30+components.intent_ner.model.encoder.scalar_mix=4")
 
+# The CRF alone (no scalar mix runs), for the store-lookup sets.
+CRF = (CRF_MIX[0], CRF_MIX[1].rsplit(",", 1)[0])
+
 # The intent sets as softmax classes (intent_loss=softmax_sets) beside NER-only, the default
 # (softmax) and the summed sigmoid, at the default's weight and head rate.
 INTENT_SETS = ("0,1,2", INTENT_LOSS_X30[1] + ",joint+intent_weight=0.1+intent_loss=softmax_sets+head_lr_factor=30")
@@ -56,6 +59,7 @@ REPORTS = {
         "head_lr": HEAD_LR,
         "intent_loss_x30": INTENT_LOSS_X30,
         "intent_sets": INTENT_SETS,
+        "levers_crf": CRF,
     },
     "atis": {
         # The intent weight at heads x30, for the ATIS intent target (seed 0).
@@ -159,6 +163,7 @@ REPORTS = {
         "seeds5_x30": ("0,1,2,3,4", INTENT_SETS[1]),
         "intent_loss_x30": INTENT_LOSS_X30,
         "intent_sets": INTENT_SETS,
+        "levers_crf": CRF,
     },
     "multidomain": {
         "balance": (  # project.yml, command multidomain-balance

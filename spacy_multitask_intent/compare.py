@@ -232,6 +232,9 @@ def run_compare(
             result["train_seconds"] = seconds
             result["seed"] = seed
             result["device"] = _device_name(gpu_id)
+            # torch's thread count changes the order of float sums, so the same seed trained at
+            # another count gives other weights: record it with the run
+            result["torch_threads"] = _torch_threads()
             result["overrides"] = {k: v for k, v in ov.items() if not k.startswith("paths.")}
             done.write_text(json.dumps(result, indent=2, default=float))
             runs.setdefault(spec, []).append(result)
@@ -266,6 +269,12 @@ def _device_name(gpu_id: int) -> str:
     return f"cuda:{gpu_id} ({torch.cuda.get_device_name(gpu_id)})"
 
 
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def _reevaluate(previous: Dict, model: Path, test: Path, done: Path) -> Dict:
     if not model.exists():
         msg.warn(f"{done}: no {model} kept, scores left as they were")
@@ -277,7 +286,7 @@ def _reevaluate(previous: Dict, model: Path, test: Path, done: Path) -> Dict:
         return previous
     msg.info(f"{model}: evaluating again on {test}")
     result = evaluate(model, test)
-    for key in ("train_seconds", "seed", "device", "overrides"):  # not "not_reevaluated": it is fresh
+    for key in ("train_seconds", "seed", "device", "torch_threads", "overrides"):  # not "not_reevaluated": it is fresh
         if key in previous:
             result[key] = previous[key]
     done.write_text(json.dumps(result, indent=2, default=float))

@@ -7,6 +7,14 @@ query's gold intent(s). A false positive whose label never co-occurs with the
 intent is one an intent-aware model could veto; one whose label does co-occur
 is not, whatever the intent head learns.
 
+The same question by intent *set*: a label may occur in train with an intent
+only inside two-intent queries (PRODUCT with store_lookup, in "find tea and
+the Boston store's hours"), so a veto by the query's whole set of intents can
+remove more. The script counts those, and scores three vetoes that drop every
+predicted entity whose label never occurs in train with an intent set: none,
+the gold set (an oracle: recall cannot fall), and the set the pipeline itself
+decides (`decide_intents`, with its saved thresholds).
+
 Usage: python scripts/error_intent_consistency.py TRAIN.spacy TEST.spacy MODEL [MODEL ...]
 """
 import json
@@ -29,6 +37,19 @@ def labels_by_intent(train: str, vocab) -> dict:
     return seen
 
 
+def labels_by_intent_set(train: str, vocab) -> dict:
+    """frozenset of intents -> entity labels seen in train with exactly that set."""
+    seen = defaultdict(set)
+    for doc in DocBin().from_disk(train).get_docs(vocab):
+        seen[frozenset(gold_intents(doc.cats))].update(e.label_ for e in doc.ents)
+    return seen
+
+
+def prf(tp: int, fp: int, n_gold: int) -> dict:
+    p, r = tp / max(tp + fp, 1), tp / max(n_gold, 1)
+    return {"p": p, "r": r, "f": 2 * p * r / (p + r) if p + r else 0.0, "false_positives": fp}
+
+
 def classify(pred, gold_spans) -> str:
     start, end, label = pred
     for g_start, g_end, g_label in gold_spans:
@@ -42,21 +63,30 @@ def classify(pred, gold_spans) -> str:
 def analyse(model: str, train: str, test: str) -> dict:
     nlp = spacy.load(model)
     seen = labels_by_intent(train, nlp.vocab)
+    seen_set = labels_by_intent_set(train, nlp.vocab)
+    pipe = nlp.get_pipe("intent_ner")
     examples = read_examples(nlp, test)
     kinds = Counter()
     consistent = Counter()
-    n_pred = n_fp = 0
+    n_pred = n_fp = n_gold = n_fp_set = 0
     cases = []
+    veto = {name: [0, 0] for name in ("none", "gold_set", "predicted_set")}  # [tp, fp]
     for eg, doc in zip(examples, nlp.pipe([eg.predicted for eg in examples])):
         gold = {(e.start, e.end, e.label_) for e in eg.reference.ents}
         intents = gold_intents(eg.reference.cats)
         allowed = set().union(*(seen.get(i, set()) for i in intents))
+        sets = {"none": None, "gold_set": frozenset(intents), "predicted_set": frozenset(pipe.decide_intents(doc))}
+        n_gold += len(gold)
         for e in doc.ents:
             n_pred += 1
             span = (e.start, e.end, e.label_)
+            for name, key in sets.items():
+                if key is None or e.label_ in seen_set.get(key, ()):
+                    veto[name][span not in gold] += 1
             if span in gold:
                 continue
             n_fp += 1
+            n_fp_set += e.label_ not in seen_set.get(sets["gold_set"], ())
             kind = classify(span, gold)
             ok = e.label_ in allowed
             kinds[kind] += 1
@@ -71,6 +101,8 @@ def analyse(model: str, train: str, test: str) -> dict:
         "n_fp_label_seen_with_gold_intent": consistent[True],
         "n_fp_label_never_seen_with_gold_intent": consistent[False],
         "fp_an_intent_veto_could_remove": cases,
+        "n_fp_label_never_seen_with_gold_intent_set": n_fp_set,
+        "veto_by_intent_set": {name: prf(tp, fp, n_gold) for name, (tp, fp) in veto.items()},
     }
 
 

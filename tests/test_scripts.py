@@ -46,6 +46,13 @@ def test_labels_by_intent_counts_each_part_of_a_multi_intent_query(tmp_path):
     assert seen["flight"] == {"CITY", "DATE"}
     assert seen["fare"] == {"DATE"}
     assert "CITY" not in seen["fare"]
+    # By set: DATE occurs only with {flight, fare}, so it is never seen with {flight} alone.
+    by_set = eic.labels_by_intent_set(str(path), nlp.vocab)
+    assert by_set[frozenset({"flight"})] == {"CITY"}
+    assert by_set[frozenset({"flight", "fare"})] == {"DATE"}
+    assert by_set[frozenset()] == set()
+    assert eic.prf(3, 1, 6) == {"p": 0.75, "r": 0.5, "f": 0.6, "false_positives": 1}
+    assert eic.prf(0, 0, 0)["f"] == 0.0
 
 
 def _doc(vocab, words, ents):

@@ -80,6 +80,7 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
         "gate_thresholds": {},
         "bucket_size": 32,
         "transition_weight": 0.0,
+        "intent_set_veto": False,
         "scorer": {"@scorers": "spacy_multitask_intent.intent_ner_scorer.v1"},
     },
     default_score_weights={
@@ -114,6 +115,7 @@ def make_intent_ner(
     gate_thresholds: Dict[str, float],
     bucket_size: int,
     transition_weight: float,
+    intent_set_veto: bool,
     scorer: Optional[Callable],
 ) -> "IntentNER":
     return IntentNER(
@@ -136,6 +138,7 @@ def make_intent_ner(
         gate_thresholds=gate_thresholds,
         bucket_size=bucket_size,
         transition_weight=transition_weight,
+        intent_set_veto=intent_set_veto,
         scorer=scorer,
     )
 
@@ -163,6 +166,7 @@ class IntentNER(TrainablePipe):
         gate_thresholds: Optional[Dict[str, float]] = None,
         bucket_size: int = 32,
         transition_weight: float = 0.0,
+        intent_set_veto: bool = False,
         scorer: Optional[Callable] = score_intent_ner,
     ):
         if update_mode not in UPDATE_MODES:
@@ -199,6 +203,11 @@ class IntentNER(TrainablePipe):
             raise ValueError(f"intent_ner: intent_threshold must be in (0, 1], got {intent_threshold}")
         if int(bucket_size) < 1:
             raise ValueError(f"intent_ner: bucket_size must be >= 1, got {bucket_size}")
+        if intent_set_veto and update_mode == "ner_only":
+            raise ValueError(
+                'intent_ner: intent_set_veto decides entities by the predicted intents, which '
+                'update_mode = "ner_only" does not train; set one of them only.'
+            )
         if not float(transition_weight) >= 0.0:
             raise ValueError(f"intent_ner: transition_weight must be >= 0, got {transition_weight}")
         install_extensions()
@@ -251,6 +260,11 @@ class IntentNER(TrainablePipe):
             # or by set_transition_scores) added to the constrained decoder.
             "transition_weight": float(transition_weight),
             "transition_scores": None,
+            # Decoding: drop an entity whose label no training query with the
+            # doc's decided intent set had ("STORE" under {product_search}).
+            # The table is set by initialize, or by set_intent_set_labels.
+            "intent_set_veto": bool(intent_set_veto),
+            "intent_set_labels": None,
         }
         self._pending: Optional[Dict] = None  # NER-pass gradients awaiting finish_update
         self._n_updates = 0  # update() calls so far (for intent_weight_warmup)
@@ -377,6 +391,7 @@ class IntentNER(TrainablePipe):
         validate_get_examples(get_examples, "IntentNER.initialize")
         ents, intents, multi = set(), set(), False
         combos = set()
+        by_set: Dict[Tuple[str, ...], set] = {}
         n_with_cats = 0
         sample: List[Doc] = []
         for eg in get_examples():
@@ -388,6 +403,7 @@ class IntentNER(TrainablePipe):
             gold = gold_intents(eg.reference.cats)
             if len(gold) > 1:
                 combos.add(tuple(sorted(gold)))
+            by_set.setdefault(tuple(sorted(gold)), set()).update(e.label_ for e in eg.reference.ents)
             if len(sample) < 10 and len(eg.predicted):
                 sample.append(eg.predicted)
         if labels is not None:
@@ -414,8 +430,55 @@ class IntentNER(TrainablePipe):
         self.model.get_ref("ner_head").set_dim("nO", len(self.tags), force=True)
         self.model.get_ref("intent_head").set_dim("nO", max(1, len(self.intent_classes)), force=True)
         self.model.initialize(X=sample or None)
+        self.cfg["intent_set_labels"] = _set_table(by_set)
         if self.cfg.get("transition_weight"):
             self.set_transition_scores(get_examples())
+
+    def set_intent_set_labels(self, examples: Iterable[Example]) -> None:
+        """Record, for each set of gold intents in ``examples``, the entity
+        labels that occur with it: the table ``intent_set_veto`` decodes with
+        (initialize records it from the training data)."""
+        by_set: Dict[Tuple[str, ...], set] = {}
+        for eg in examples:
+            key = tuple(sorted(gold_intents(eg.reference.cats)))
+            by_set.setdefault(key, set()).update(e.label_ for e in eg.reference.ents)
+        self.cfg["intent_set_labels"] = _set_table(by_set)
+        self._veto_table = None
+
+    def _allowed_labels(self):
+        """intent set -> allowed entity labels, and intent -> the labels of
+        every set that holds it (for a set no training query had); None when
+        intent_set_veto is off."""
+        if not self.cfg.get("intent_set_veto"):
+            return None
+        stored = self.cfg.get("intent_set_labels")
+        if stored is None:
+            raise ValueError(
+                "intent_ner: intent_set_veto = true but the component holds no table of the labels "
+                "each intent set takes; nlp.initialize() records it, or set_intent_set_labels(examples) "
+                "on a trained pipeline."
+            )
+        cached = getattr(self, "_veto_table", None)
+        if cached is None or cached[0] is not stored:
+            by_set = {frozenset(intents): frozenset(labels) for intents, labels in stored}
+            by_intent: Dict[str, set] = {}
+            for intents, labels in stored:
+                for intent in intents:
+                    by_intent.setdefault(intent, set()).update(labels)
+            cached = (stored, by_set, by_intent)
+            self._veto_table = cached
+        return cached[1], cached[2]
+
+    def _vetoed(self, doc: Doc, spans, table):
+        """The spans whose label the doc's decided intent set allows."""
+        by_set, by_intent = table
+        decided = frozenset(self.decide_intents(doc))
+        if not decided:
+            return spans
+        allowed = by_set.get(decided)
+        if allowed is None:  # a set no training query had: what its intents take anywhere
+            allowed = set().union(*(by_intent.get(i, ()) for i in decided))
+        return [sp for sp in spans if sp[2] in allowed]
 
     def set_transition_scores(self, examples: Iterable[Example], alpha: float = 1.0) -> None:
         """Estimate the decoder's transition scores from gold examples: the
@@ -543,6 +606,7 @@ class IntentNER(TrainablePipe):
         mean = self.cfg["cats_aggregation"] != "max"
         gating = self.cfg["gating"]
         gate_thr = self.cfg["gate_thresholds"]
+        veto = self._allowed_labels() if intents else None
         for doc, n, spans, iprobs, tag_probs in zip(docs, lengths, all_spans, intent_probs, chosen):
             ext = doc._
             if n:
@@ -555,6 +619,8 @@ class IntentNER(TrainablePipe):
                 doc.cats.update(zip(intents, cats.tolist()))
                 if gating:
                     spans = [s for s in spans if self._licensed(s, iprobs, gating, gate_thr)]
+                if veto is not None:
+                    spans = self._vetoed(doc, spans, veto)
             doc.set_ents([Span(doc, s, e, label=l) for s, e, l in spans])
 
     def _licensed(self, span, iprobs, gating, gate_thr) -> bool:
@@ -797,6 +863,11 @@ class IntentNER(TrainablePipe):
 
 
 # ---------------------------------------------------------------- helpers
+def _set_table(by_set: Dict[Tuple[str, ...], set]) -> List[List[List[str]]]:
+    """[[sorted intents, sorted labels], ...] (JSON-serialisable, for cfg)."""
+    return [[list(k), sorted(v)] for k, v in sorted(by_set.items())]
+
+
 def _is_space(doc: Doc) -> numpy.ndarray:
     return doc.to_array(IS_SPACE).astype(bool)
 

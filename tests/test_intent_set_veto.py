@@ -1,0 +1,93 @@
+"""intent_set_veto: an entity whose label no training query with the doc's
+decided intent set had is dropped at decoding; off by default."""
+import numpy
+import pytest
+import spacy
+from spacy.tokens import Doc
+
+from conftest import build_nlp, fresh_nlp, toy_examples
+
+TABLE = [[["add_to_cart"], ["PRODUCT"]], [["product_search"], ["PRODUCT"]], [["store_lookup"], ["STORE"]]]
+
+
+def _scores(proc, tags, intent_row):
+    """NER probabilities that decode `tags` (one per word) and the same intent
+    probabilities on every word."""
+    index = {t: i for i, t in enumerate(proc.tags)}
+    ner = numpy.full((len(tags), len(proc.tags)), 0.01, "f")
+    for w, tag in enumerate(tags):
+        ner[w, index[tag]] = 0.9
+    intents = numpy.tile(numpy.asarray([intent_row[i] for i in proc.intent_labels], "f"), (len(tags), 1))
+    return ner, intents
+
+
+def _annotate(nlp, words, tags, intent_row):
+    proc = nlp.get_pipe("intent_ner")
+    doc = Doc(nlp.vocab, words=words)
+    ner, intents = _scores(proc, tags, intent_row)
+    proc.set_annotations([doc], ([ner], [intents]))
+    return [(e.start, e.end, e.label_) for e in doc.ents]
+
+
+STORE_Q = (["pickup", "at", "orange", "store"], ["O", "O", "B-STORE", "O"])
+AS_STORE = {"store_lookup": 0.8, "product_search": 0.1, "add_to_cart": 0.1}
+AS_PRODUCT = {"store_lookup": 0.1, "product_search": 0.8, "add_to_cart": 0.1}
+
+
+def test_initialize_records_the_labels_of_each_intent_set(tiny_bert):
+    nlp = fresh_nlp(tiny_bert)
+    proc = nlp.get_pipe("intent_ner")
+    assert proc.cfg["intent_set_veto"] is False
+    assert proc.cfg["intent_set_labels"] == TABLE
+    # Off by default: a STORE under a product_search query stays.
+    assert _annotate(nlp, *STORE_Q, AS_PRODUCT) == [(2, 3, "STORE")]
+
+
+def test_veto_drops_a_label_the_decided_set_never_had(tiny_bert):
+    nlp = fresh_nlp(tiny_bert, intent_set_veto=True, intent_loss="softmax", update_mode="joint")
+    assert _annotate(nlp, *STORE_Q, AS_STORE) == [(2, 3, "STORE")]
+    assert _annotate(nlp, *STORE_Q, AS_PRODUCT) == []
+    # Only the disallowed label goes: PRODUCT stays under product_search.
+    words, tags = ["buy", "orange", "at", "orange", "store"], ["O", "B-PRODUCT", "O", "B-STORE", "O"]
+    assert _annotate(nlp, words, tags, AS_PRODUCT) == [(1, 2, "PRODUCT")]
+
+
+def test_a_set_no_training_query_had_takes_what_its_intents_take(tiny_bert):
+    nlp = fresh_nlp(tiny_bert, intent_set_veto=True, update_mode="joint", intent_threshold=0.3)
+    proc = nlp.get_pipe("intent_ner")
+    proc.cfg["multi_label"] = True  # as if trained on two-intent queries: intents by threshold
+    both = {"store_lookup": 0.6, "product_search": 0.6, "add_to_cart": 0.0}
+    assert sorted(proc.decide_intents(_doc_with_cats(nlp, both))) == ["product_search", "store_lookup"]
+    words, tags = ["find", "tea", "at", "orange", "store"], ["O", "B-PRODUCT", "O", "B-STORE", "O"]
+    assert _annotate(nlp, words, tags, both) == [(1, 2, "PRODUCT"), (3, 4, "STORE")]
+    only_cart = {"store_lookup": 0.0, "product_search": 0.0, "add_to_cart": 0.9}
+    assert _annotate(nlp, words, tags, only_cart) == [(1, 2, "PRODUCT")]
+
+
+def _doc_with_cats(nlp, cats):
+    doc = Doc(nlp.vocab, words=["x"])
+    doc.cats = dict(cats)
+    return doc
+
+
+def test_round_trip_and_a_table_set_later(tiny_bert, tmp_path):
+    nlp = fresh_nlp(tiny_bert, update_mode="joint")
+    proc = nlp.get_pipe("intent_ner")
+    proc.cfg["intent_set_labels"] = None  # as a pipeline trained before the table existed
+    proc.cfg["intent_set_veto"] = True
+    with pytest.raises(ValueError, match="set_intent_set_labels"):
+        _annotate(nlp, *STORE_Q, AS_PRODUCT)
+    proc.set_intent_set_labels(toy_examples(nlp))
+    assert proc.cfg["intent_set_labels"] == TABLE
+    assert _annotate(nlp, *STORE_Q, AS_PRODUCT) == []
+    nlp.to_disk(tmp_path / "p")
+    loaded = spacy.load(tmp_path / "p")
+    lproc = loaded.get_pipe("intent_ner")
+    assert lproc.cfg["intent_set_veto"] is True and lproc.cfg["intent_set_labels"] == TABLE
+    assert _annotate(loaded, *STORE_Q, AS_PRODUCT) == []
+    assert _annotate(loaded, *STORE_Q, AS_STORE) == [(2, 3, "STORE")]
+
+
+def test_ner_only_refuses_the_veto(tiny_bert):
+    with pytest.raises(ValueError, match="ner_only"):
+        build_nlp(tiny_bert, update_mode="ner_only", intent_set_veto=True)

@@ -42,7 +42,7 @@ CRF_MIX = ("0,1,2", "ner_only+head_lr_factor=30,joint+intent_weight=0.1+intent_l
            "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30+components.intent_ner.model.crf=true,"
            "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30+components.intent_ner.model.encoder.scalar_mix=4")
 
-# The CRF alone (no scalar mix runs), for the store-lookup and many-intent sets.
+# The CRF alone (no scalar mix runs), for the store-lookup sets.
 CRF = (CRF_MIX[0], CRF_MIX[1].rsplit(",", 1)[0])
 
 # The intent sets as softmax classes (intent_loss=softmax_sets) beside NER-only, the default
@@ -177,7 +177,6 @@ REPORTS = {
         "intent_loss_x30": INTENT_LOSS_X30,
         "head_lr": HEAD_LR,
         "intent_sets": INTENT_SETS,
-        "levers_crf": CRF,
     },
 }
 

@@ -31,7 +31,7 @@ DEFAULT_VARIANTS = {
     "stock": ("stock.cfg", None),  # textcat_multilabel; exclusive textcat on single-label data
     "stock_multilabel": ("stock.cfg", None),  # textcat_multilabel whatever the data
     "stock_exclusive": ("stock.cfg", None),  # exclusive textcat whatever the data
-    "default": ("multitask.cfg", None),  # the shipped default (joint, intent_weight 0.1, softmax intents, heads x30)
+    "default": ("multitask.cfg", None),  # the shipped default (joint, intent_weight 0.1, intent sets, heads x30, set veto)
 }
 # What `compare` trains when no --variants are given: both NER-only baselines, the paper's
 # schedule, the summed-sigmoid joint pass, spaCy's stock pipeline and the shipped default.

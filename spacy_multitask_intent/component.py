@@ -68,7 +68,7 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
         "intent_lr_factor": 0.1,
         "intent_optimizer_state": "shared",
         "intent_weight": 0.1,
-        "intent_loss": "softmax",
+        "intent_loss": "softmax_sets",
         "intent_weight_warmup": 0,
         "loss_balance": "fixed",
         "head_lr_factor": 30.0,
@@ -80,7 +80,7 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
         "gate_thresholds": {},
         "bucket_size": 32,
         "transition_weight": 0.0,
-        "intent_set_veto": False,
+        "intent_set_veto": True,
         "scorer": {"@scorers": "spacy_multitask_intent.intent_ner_scorer.v1"},
     },
     default_score_weights={
@@ -154,7 +154,7 @@ class IntentNER(TrainablePipe):
         intent_lr_factor: float = 0.1,
         intent_optimizer_state: str = "shared",
         intent_weight: float = 0.1,
-        intent_loss: str = "softmax",
+        intent_loss: str = "softmax_sets",
         intent_weight_warmup: int = 0,
         loss_balance: str = "fixed",
         head_lr_factor: float = 30.0,
@@ -166,7 +166,7 @@ class IntentNER(TrainablePipe):
         gate_thresholds: Optional[Dict[str, float]] = None,
         bucket_size: int = 32,
         transition_weight: float = 0.0,
-        intent_set_veto: bool = False,
+        intent_set_veto: bool = True,
         scorer: Optional[Callable] = score_intent_ner,
     ):
         if update_mode not in UPDATE_MODES:
@@ -203,11 +203,6 @@ class IntentNER(TrainablePipe):
             raise ValueError(f"intent_ner: intent_threshold must be in (0, 1], got {intent_threshold}")
         if int(bucket_size) < 1:
             raise ValueError(f"intent_ner: bucket_size must be >= 1, got {bucket_size}")
-        if intent_set_veto and update_mode == "ner_only":
-            raise ValueError(
-                'intent_ner: intent_set_veto decides entities by the predicted intents, which '
-                'update_mode = "ner_only" does not train; set one of them only.'
-            )
         if not float(transition_weight) >= 0.0:
             raise ValueError(f"intent_ner: transition_weight must be >= 0, got {transition_weight}")
         install_extensions()
@@ -263,6 +258,8 @@ class IntentNER(TrainablePipe):
             # Decoding: drop an entity whose label no training query with the
             # doc's decided intent set had ("STORE" under {product_search}).
             # The table is set by initialize, or by set_intent_set_labels.
+            # No effect with update_mode = "ner_only" (its intents are not
+            # trained); off for a pipeline saved before the table existed.
             "intent_set_veto": bool(intent_set_veto),
             "intent_set_labels": None,
         }
@@ -449,15 +446,18 @@ class IntentNER(TrainablePipe):
         """intent set -> allowed entity labels, and intent -> the labels of
         every set that holds it (for a set no training query had); None when
         intent_set_veto is off."""
-        if not self.cfg.get("intent_set_veto"):
+        if not self.cfg.get("intent_set_veto") or not self.uses_intents:
             return None
         stored = self.cfg.get("intent_set_labels")
         if stored is None:
-            raise ValueError(
-                "intent_ner: intent_set_veto = true but the component holds no table of the labels "
-                "each intent set takes; nlp.initialize() records it, or set_intent_set_labels(examples) "
-                "on a trained pipeline."
-            )
+            if not getattr(self, "_warned_no_veto_table", False):
+                warnings.warn(
+                    "intent_ner: intent_set_veto = true but the component holds no table of the labels "
+                    "each intent set takes (it was not made by nlp.initialize()), so entities are decoded "
+                    "without the veto; set_intent_set_labels(examples) records the table."
+                )
+                self._warned_no_veto_table = True
+            return None
         cached = getattr(self, "_veto_table", None)
         if cached is None or cached[0] is not stored:
             by_set = {frozenset(intents): frozenset(labels) for intents, labels in stored}
@@ -787,7 +787,7 @@ class IntentNER(TrainablePipe):
         """Load the component from bytes; see loading.py for the model."""
         self._validate_serialization_attrs()
         deserialize = {
-            "cfg": lambda b: self.cfg.update(srsly.json_loads(b)),
+            "cfg": lambda b: self._load_cfg(srsly.json_loads(b)),
             "vocab": lambda b: self.vocab.from_bytes(b, exclude=exclude),
             "model": lambda b: load_model_bytes(self.model, b, "<bytes>"),
         }
@@ -816,7 +816,7 @@ class IntentNER(TrainablePipe):
             load_model_bytes(self.model, p.read_bytes(), p)
 
         deserialize = {
-            "cfg": lambda p: self.cfg.update(deserialize_config(p)),
+            "cfg": lambda p: self._load_cfg(deserialize_config(p)),
             "vocab": lambda p: self.vocab.from_disk(p, exclude=exclude),
             "model": load_model,
         }
@@ -824,6 +824,13 @@ class IntentNER(TrainablePipe):
         if self._runtime() is not None and "model" not in exclude:
             self._runtime().from_disk(path, self.tags, self.intent_classes)
         return self
+
+    def _load_cfg(self, saved: Dict) -> None:
+        self.cfg.update(saved)
+        if "intent_set_labels" not in saved:
+            # Saved before intent_set_veto existed: it decodes as it was trained.
+            self.cfg["intent_set_veto"] = False
+            self.cfg["intent_set_labels"] = None
 
     # ------------------------------------------ external runtime (onnx.py)
     # An exported pipeline's model (OnnxIntentNER.v1) carries attrs["runtime"]:

@@ -109,7 +109,14 @@ def assert_error(excinfo, path, line: int):
     assert excinfo.value.line == line
 
 
-PAPER = {"update_mode": "alternating", "intent_lr_factor": 0.1, "intent_weight": 1.0, "intent_loss": "sigmoid_sum", "head_lr_factor": 1.0}
+PAPER = {
+    "update_mode": "alternating",
+    "intent_lr_factor": 0.1,
+    "intent_weight": 1.0,
+    "intent_loss": "sigmoid_sum",
+    "head_lr_factor": 1.0,
+    "intent_set_veto": False,
+}
 
 
 def intent_ner_config(encoder_path, model=None, encoder=None, **cfg):

@@ -1,11 +1,12 @@
 """intent_set_veto: an entity whose label no training query with the doc's
-decided intent set had is dropped at decoding; off by default."""
+decided intent set had is dropped at decoding. On in the shipped default, off
+in the paper's setting (build_nlp) and in pipelines saved before it existed."""
 import numpy
 import pytest
 import spacy
 from spacy.tokens import Doc
 
-from conftest import build_nlp, fresh_nlp, toy_examples
+from conftest import build_nlp, fresh_nlp, intent_ner_config, toy_examples
 
 TABLE = [[["add_to_cart"], ["PRODUCT"]], [["product_search"], ["PRODUCT"]], [["store_lookup"], ["STORE"]]]
 
@@ -39,8 +40,37 @@ def test_initialize_records_the_labels_of_each_intent_set(tiny_bert):
     proc = nlp.get_pipe("intent_ner")
     assert proc.cfg["intent_set_veto"] is False
     assert proc.cfg["intent_set_labels"] == TABLE
-    # Off by default: a STORE under a product_search query stays.
+    # Off in the paper's setting: a STORE under a product_search query stays.
     assert _annotate(nlp, *STORE_Q, AS_PRODUCT) == [(2, 3, "STORE")]
+
+
+def test_the_factory_default_is_intent_sets_with_the_veto(tiny_bert):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("intent_ner", config=intent_ner_config(tiny_bert))
+    nlp.initialize(lambda: toy_examples(nlp))
+    proc = nlp.get_pipe("intent_ner")
+    assert proc.cfg["intent_loss"] == "softmax_sets" and proc.cfg["intent_set_veto"] is True
+    assert _annotate(nlp, *STORE_Q, AS_PRODUCT) == []
+    assert _annotate(nlp, *STORE_Q, AS_STORE) == [(2, 3, "STORE")]
+
+
+def test_a_pipeline_saved_before_the_table_loads_without_the_veto(tiny_bert, tmp_path):
+    import json
+
+    nlp = fresh_nlp(tiny_bert, update_mode="joint", intent_set_veto=True)
+    nlp.to_disk(tmp_path / "p")
+    cfg_file = tmp_path / "p" / "intent_ner" / "cfg"
+    saved = json.loads(cfg_file.read_text())
+    for key in ("intent_set_veto", "intent_set_labels"):
+        del saved[key]
+    cfg_file.write_text(json.dumps(saved))
+    (tmp_path / "p" / "config.cfg").write_text(
+        (tmp_path / "p" / "config.cfg").read_text().replace("intent_set_veto = true\n", "")
+    )
+    loaded = spacy.load(tmp_path / "p")
+    lproc = loaded.get_pipe("intent_ner")
+    assert lproc.cfg["intent_set_veto"] is False and lproc.cfg["intent_set_labels"] is None
+    assert _annotate(loaded, *STORE_Q, AS_PRODUCT) == [(2, 3, "STORE")]
 
 
 def test_veto_drops_a_label_the_decided_set_never_had(tiny_bert):
@@ -75,8 +105,8 @@ def test_round_trip_and_a_table_set_later(tiny_bert, tmp_path):
     proc = nlp.get_pipe("intent_ner")
     proc.cfg["intent_set_labels"] = None  # as a pipeline trained before the table existed
     proc.cfg["intent_set_veto"] = True
-    with pytest.raises(ValueError, match="set_intent_set_labels"):
-        _annotate(nlp, *STORE_Q, AS_PRODUCT)
+    with pytest.warns(UserWarning, match="set_intent_set_labels"):
+        assert _annotate(nlp, *STORE_Q, AS_PRODUCT) == [(2, 3, "STORE")]  # no table: no veto
     proc.set_intent_set_labels(toy_examples(nlp))
     assert proc.cfg["intent_set_labels"] == TABLE
     assert _annotate(nlp, *STORE_Q, AS_PRODUCT) == []
@@ -88,6 +118,8 @@ def test_round_trip_and_a_table_set_later(tiny_bert, tmp_path):
     assert _annotate(loaded, *STORE_Q, AS_STORE) == [(2, 3, "STORE")]
 
 
-def test_ner_only_refuses_the_veto(tiny_bert):
-    with pytest.raises(ValueError, match="ner_only"):
-        build_nlp(tiny_bert, update_mode="ner_only", intent_set_veto=True)
+def test_ner_only_decodes_without_the_veto(tiny_bert):
+    # Its intent head is not trained, so its intents decide nothing.
+    nlp = fresh_nlp(tiny_bert, update_mode="ner_only", intent_set_veto=True)
+    assert nlp.get_pipe("intent_ner").cfg["intent_set_veto"] is True
+    assert _annotate(nlp, *STORE_Q, AS_PRODUCT) == [(2, 3, "STORE")]

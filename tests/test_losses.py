@@ -99,7 +99,7 @@ def test_bad_loss_settings_are_refused(tiny_bert, bad):
         build_nlp(tiny_bert, update_mode="joint", **bad)
 
 
-def test_the_shipped_default_is_joint_softmax_and_the_paper_is_one_switch_away(tiny_bert):
+def test_the_shipped_default_is_joint_intent_sets_with_the_veto_and_the_paper_is_one_switch_away(tiny_bert):
     import spacy
     from thinc.api import Config
 
@@ -109,11 +109,16 @@ def test_the_shipped_default_is_joint_softmax_and_the_paper_is_one_switch_away(t
 
     nlp = spacy.blank("en")
     cfg = nlp.add_pipe("intent_ner", config={"model": {"encoder": {"name": str(tiny_bert)}}}).cfg
-    shipped = ("joint", 0.1, "softmax", 30.0)
-    assert (cfg["update_mode"], cfg["intent_weight"], cfg["intent_loss"], cfg["head_lr_factor"]) == shipped
+    shipped = ("joint", 0.1, "softmax_sets", 30.0, True)
+    keys = ("update_mode", "intent_weight", "intent_loss", "head_lr_factor", "intent_set_veto")
+    assert tuple(cfg[k] for k in keys) == shipped
     configs = ROOT_DIR / "configs"
     base = merge_config(configs / "multitask.cfg")["components"]["intent_ner"]
-    assert (base["update_mode"], base["intent_weight"], base["intent_loss"], base["head_lr_factor"]) == shipped
+    assert tuple(base[k] for k in keys) == shipped
+    # The variants whose results are stored keep the veto off, and NER-only one intent output per intent.
+    for fragment in ("paper.cfg", "ner_only.cfg", "joint.cfg"):
+        assert merge_config(configs / "multitask.cfg", configs / fragment)["components"]["intent_ner"]["intent_set_veto"] is False
+    assert merge_config(configs / "multitask.cfg", configs / "ner_only.cfg")["components"]["intent_ner"]["intent_loss"] == "softmax"
     paper = merge_config(configs / "multitask.cfg", configs / "paper.cfg")["components"]["intent_ner"]
     assert (paper["update_mode"], paper["intent_lr_factor"], paper["intent_loss"]) == ("alternating", 0.1, "sigmoid_sum")
     # The paper, and the stored ner_only and joint results, step the heads at the learn rate.

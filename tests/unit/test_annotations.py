@@ -12,7 +12,10 @@ INTENTS = ["add_to_cart", "product_search", "store_lookup"]
 
 
 def make_pipe(**cfg):
-    """An intent_ner with labels but no weights: set_annotations needs none."""
+    """An intent_ner with labels but no weights: set_annotations needs none.
+    Not initialized, so it has no intent-set table: the veto is off unless
+    `cfg` says otherwise (tests/test_intent_set_veto.py)."""
+    cfg = {"intent_set_veto": False, **cfg}
     nlp = spacy.blank("en")
     config = {
         "model": {

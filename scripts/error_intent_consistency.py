@@ -13,7 +13,8 @@ the Boston store's hours"), so a veto by the query's whole set of intents can
 remove more. The script counts those, and scores three vetoes that drop every
 predicted entity whose label never occurs in train with an intent set: none,
 the gold set (an oracle: recall cannot fall), and the set the pipeline itself
-decides (`decide_intents`, with its saved thresholds).
+decides: the component's own `intent_set_veto`, with the table of TRAIN. The
+pipeline decodes without its veto, so every row starts from the same entities.
 
 Usage: python scripts/error_intent_consistency.py TRAIN.spacy TEST.spacy MODEL [MODEL ...]
 """
@@ -65,21 +66,29 @@ def analyse(model: str, train: str, test: str) -> dict:
     seen = labels_by_intent(train, nlp.vocab)
     seen_set = labels_by_intent_set(train, nlp.vocab)
     pipe = nlp.get_pipe("intent_ner")
+    # The veto by the decided set is the component's own (intent_set_veto), with the table of
+    # TRAIN; the pipeline itself decodes without it, so that every row starts from the same entities.
+    table = None
+    if pipe.uses_intents:
+        pipe.set_intent_set_labels(read_examples(nlp, train))
+        pipe.cfg["intent_set_veto"] = True
+        table = pipe._allowed_labels()
+    pipe.cfg["intent_set_veto"] = False
     examples = read_examples(nlp, test)
     kinds = Counter()
     consistent = Counter()
     n_pred = n_fp = n_gold = n_fp_set = 0
     cases = []
     # A NER-only pipeline's intent head is not trained: no veto by its decided set.
-    names = ("none", "gold_set") if pipe.cfg["update_mode"] == "ner_only" else ("none", "gold_set", "predicted_set")
+    names = ("none", "gold_set") if table is None else ("none", "gold_set", "predicted_set")
     veto = {name: [0, 0] for name in names}  # [tp, fp]
     for eg, doc in zip(examples, nlp.pipe([eg.predicted for eg in examples])):
         gold = {(e.start, e.end, e.label_) for e in eg.reference.ents}
         intents = gold_intents(eg.reference.cats)
         allowed = set().union(*(seen.get(i, set()) for i in intents))
         sets = {"none": None, "gold_set": frozenset(intents)}
-        if "predicted_set" in veto:
-            sets["predicted_set"] = frozenset(pipe.decide_intents(doc))
+        spans = [(e.start, e.end, e.label_) for e in doc.ents]
+        kept = set(pipe._vetoed(doc, spans, table)) if table is not None else set()
         n_gold += len(gold)
         for e in doc.ents:
             n_pred += 1
@@ -87,6 +96,8 @@ def analyse(model: str, train: str, test: str) -> dict:
             for name, key in sets.items():
                 if key is None or e.label_ in seen_set.get(key, ()):
                     veto[name][span not in gold] += 1
+            if table is not None and span in kept:
+                veto["predicted_set"][span not in gold] += 1
             if span in gold:
                 continue
             n_fp += 1

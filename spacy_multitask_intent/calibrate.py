@@ -73,16 +73,17 @@ def best_threshold(
 
 
 def _ungated(nlp: Language, name: str):
-    """Context: run the component with gating switched off."""
+    """Context: run the component with gating and the intent-set veto
+    switched off, so that the thresholds are fitted on every entity."""
     proc = nlp.get_pipe(name)
 
     class _Off:
         def __enter__(self):
-            self.saved = proc.cfg["gating"]
-            proc.cfg["gating"] = {}
+            self.saved = proc.cfg["gating"], proc.cfg.get("intent_set_veto", False)
+            proc.cfg["gating"], proc.cfg["intent_set_veto"] = {}, False
 
         def __exit__(self, *exc):
-            proc.cfg["gating"] = self.saved
+            proc.cfg["gating"], proc.cfg["intent_set_veto"] = self.saved
 
     return _Off()
 

@@ -400,7 +400,8 @@ class IntentNER(TrainablePipe):
             gold = gold_intents(eg.reference.cats)
             if len(gold) > 1:
                 combos.add(tuple(sorted(gold)))
-            by_set.setdefault(tuple(sorted(gold)), set()).update(e.label_ for e in eg.reference.ents)
+            if gold:  # a query without intents says nothing about which intents take a label
+                by_set.setdefault(tuple(sorted(gold)), set()).update(e.label_ for e in eg.reference.ents)
             if len(sample) < 10 and len(eg.predicted):
                 sample.append(eg.predicted)
         if labels is not None:
@@ -438,7 +439,13 @@ class IntentNER(TrainablePipe):
         by_set: Dict[Tuple[str, ...], set] = {}
         for eg in examples:
             key = tuple(sorted(gold_intents(eg.reference.cats)))
-            by_set.setdefault(key, set()).update(e.label_ for e in eg.reference.ents)
+            if key:
+                by_set.setdefault(key, set()).update(e.label_ for e in eg.reference.ents)
+        if not by_set:
+            raise ValueError(
+                "intent_ner: set_intent_set_labels got no example with gold intents (doc.cats), "
+                "so there is no table to record; pass the training examples."
+            )
         self.cfg["intent_set_labels"] = _set_table(by_set)
         self._veto_table = None
 
@@ -477,7 +484,9 @@ class IntentNER(TrainablePipe):
             return spans
         allowed = by_set.get(decided)
         if allowed is None:  # a set no training query had: what its intents take anywhere
-            allowed = set().union(*(by_intent.get(i, ()) for i in decided))
+            if not all(i in by_intent for i in decided):
+                return spans  # an intent the table has never seen: nothing to veto by
+            allowed = set().union(*(by_intent[i] for i in decided))
         return [sp for sp in spans if sp[2] in allowed]
 
     def set_transition_scores(self, examples: Iterable[Example], alpha: float = 1.0) -> None:

@@ -123,3 +123,27 @@ def test_ner_only_decodes_without_the_veto(tiny_bert):
     nlp = fresh_nlp(tiny_bert, update_mode="ner_only", intent_set_veto=True)
     assert nlp.get_pipe("intent_ner").cfg["intent_set_veto"] is True
     assert _annotate(nlp, *STORE_Q, AS_PRODUCT) == [(2, 3, "STORE")]
+
+
+def test_an_intent_the_table_never_saw_vetoes_nothing_and_an_empty_table_is_refused(tiny_bert):
+    nlp = fresh_nlp(tiny_bert, update_mode="joint", intent_set_veto=True)
+    proc = nlp.get_pipe("intent_ner")
+    without_cart = [eg for eg in toy_examples(nlp) if not eg.reference.cats.get("add_to_cart")]
+    proc.set_intent_set_labels(without_cart)
+    cart = {"store_lookup": 0.1, "product_search": 0.1, "add_to_cart": 0.8}
+    assert _annotate(nlp, *STORE_Q, cart) == [(2, 3, "STORE")]
+    assert _annotate(nlp, *STORE_Q, AS_PRODUCT) == []
+    with pytest.raises(ValueError, match="no example with gold intents"):
+        proc.set_intent_set_labels([])
+
+
+def test_calibration_fits_on_every_entity(tiny_bert):
+    from spacy_multitask_intent.calibrate import _ungated
+
+    nlp = fresh_nlp(tiny_bert, update_mode="joint", intent_set_veto=True)
+    proc = nlp.get_pipe("intent_ner")
+    with _ungated(nlp, "intent_ner"):
+        assert proc.cfg["intent_set_veto"] is False and proc.cfg["gating"] == {}
+        assert _annotate(nlp, *STORE_Q, AS_PRODUCT) == [(2, 3, "STORE")]
+    assert proc.cfg["intent_set_veto"] is True
+    assert _annotate(nlp, *STORE_Q, AS_PRODUCT) == []

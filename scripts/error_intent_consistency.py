@@ -79,6 +79,7 @@ def analyse(model: str, train: str, test: str) -> dict:
     consistent = Counter()
     n_pred = n_fp = n_gold = n_fp_set = 0
     cases = []
+    set_cases = []
     # A NER-only pipeline's intent head is not trained: no veto by its decided set.
     names = ("none", "gold_set") if table is None else ("none", "gold_set", "predicted_set")
     veto = {name: [0, 0] for name in names}  # [tp, fp]
@@ -101,7 +102,9 @@ def analyse(model: str, train: str, test: str) -> dict:
             if span in gold:
                 continue
             n_fp += 1
-            n_fp_set += e.label_ not in seen_set.get(sets["gold_set"], ())
+            if e.label_ not in seen_set.get(sets["gold_set"], ()):
+                n_fp_set += 1
+                set_cases.append({"text": doc.text, "intents": sorted(intents), "span": e.text, "label": e.label_})
             kind = classify(span, gold)
             ok = e.label_ in allowed
             kinds[kind] += 1
@@ -117,6 +120,7 @@ def analyse(model: str, train: str, test: str) -> dict:
         "n_fp_label_never_seen_with_gold_intent": consistent[False],
         "fp_an_intent_veto_could_remove": cases,
         "n_fp_label_never_seen_with_gold_intent_set": n_fp_set,
+        "fp_an_intent_set_veto_could_remove": set_cases,
         "veto_by_intent_set": {name: prf(tp, fp, n_gold) for name, (tp, fp) in veto.items()},
     }
 

@@ -25,7 +25,7 @@ def score(model: str, train: Path, test: Path) -> dict:
 
     nlp = spacy.load(model)
     proc = nlp.get_pipe("intent_ner")
-    if proc.cfg["update_mode"] == "ner_only":
+    if not proc.uses_intents:
         raise SystemExit(f"{model}: a NER-only pipeline has no trained intents to veto by")
     proc.set_intent_set_labels(read_examples(nlp, train))
     out = {"model": model, "n_intent_sets": len(proc.cfg["intent_set_labels"])}

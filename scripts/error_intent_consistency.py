@@ -71,8 +71,7 @@ def analyse(model: str, train: str, test: str) -> dict:
     table = None
     if pipe.uses_intents:
         pipe.set_intent_set_labels(read_examples(nlp, train))
-        pipe.cfg["intent_set_veto"] = True
-        table = pipe._allowed_labels()
+        table = pipe._veto_tables()
     pipe.cfg["intent_set_veto"] = False
     examples = read_examples(nlp, test)
     kinds = Counter()

@@ -400,8 +400,7 @@ class IntentNER(TrainablePipe):
             gold = gold_intents(eg.reference.cats)
             if len(gold) > 1:
                 combos.add(tuple(sorted(gold)))
-            if gold:  # a query without intents says nothing about which intents take a label
-                by_set.setdefault(tuple(sorted(gold)), set()).update(e.label_ for e in eg.reference.ents)
+            _add_set_labels(by_set, gold, eg.reference)
             if len(sample) < 10 and len(eg.predicted):
                 sample.append(eg.predicted)
         if labels is not None:
@@ -438,9 +437,7 @@ class IntentNER(TrainablePipe):
         (initialize records it from the training data)."""
         by_set: Dict[Tuple[str, ...], set] = {}
         for eg in examples:
-            key = tuple(sorted(gold_intents(eg.reference.cats)))
-            if key:
-                by_set.setdefault(key, set()).update(e.label_ for e in eg.reference.ents)
+            _add_set_labels(by_set, gold_intents(eg.reference.cats), eg.reference)
         if not by_set:
             raise ValueError(
                 "intent_ner: set_intent_set_labels got no example with gold intents (doc.cats), "
@@ -450,20 +447,26 @@ class IntentNER(TrainablePipe):
         self._veto_table = None
 
     def _allowed_labels(self):
-        """intent set -> allowed entity labels, and intent -> the labels of
-        every set that holds it (for a set no training query had); None when
-        intent_set_veto is off."""
+        """The veto's tables (_veto_tables) when intent_set_veto applies, else
+        None."""
         if not self.cfg.get("intent_set_veto") or not self.uses_intents:
             return None
+        table = self._veto_tables()
+        if table is None and not getattr(self, "_warned_no_veto_table", False):
+            warnings.warn(
+                "intent_ner: intent_set_veto = true but the component holds no table of the labels "
+                "each intent set takes (it was not made by nlp.initialize()), so entities are decoded "
+                "without the veto; set_intent_set_labels(examples) records the table."
+            )
+            self._warned_no_veto_table = True
+        return table
+
+    def _veto_tables(self):
+        """intent set -> allowed entity labels, and intent -> the labels of
+        every set that holds it (for a set no training query had), from cfg
+        "intent_set_labels"; None without a table."""
         stored = self.cfg.get("intent_set_labels")
         if stored is None:
-            if not getattr(self, "_warned_no_veto_table", False):
-                warnings.warn(
-                    "intent_ner: intent_set_veto = true but the component holds no table of the labels "
-                    "each intent set takes (it was not made by nlp.initialize()), so entities are decoded "
-                    "without the veto; set_intent_set_labels(examples) records the table."
-                )
-                self._warned_no_veto_table = True
             return None
         cached = getattr(self, "_veto_table", None)
         if cached is None or cached[0] is not stored:
@@ -615,7 +618,7 @@ class IntentNER(TrainablePipe):
         mean = self.cfg["cats_aggregation"] != "max"
         gating = self.cfg["gating"]
         gate_thr = self.cfg["gate_thresholds"]
-        veto = self._allowed_labels() if intents else None
+        veto = self._allowed_labels()
         for doc, n, spans, iprobs, tag_probs in zip(docs, lengths, all_spans, intent_probs, chosen):
             ext = doc._
             if n:
@@ -879,6 +882,13 @@ class IntentNER(TrainablePipe):
 
 
 # ---------------------------------------------------------------- helpers
+def _add_set_labels(by_set: Dict[Tuple[str, ...], set], intents, reference: Doc) -> None:
+    """Note the entity labels of a gold doc under its set of intents; a query
+    without intents says nothing about which intents take a label."""
+    if intents:
+        by_set.setdefault(tuple(sorted(intents)), set()).update(e.label_ for e in reference.ents)
+
+
 def _set_table(by_set: Dict[Tuple[str, ...], set]) -> List[List[List[str]]]:
     """[[sorted intents, sorted labels], ...] (JSON-serialisable, for cfg)."""
     return [[list(k), sorted(v)] for k, v in sorted(by_set.items())]

@@ -6,6 +6,7 @@ towards the query's intent vector; at inference each word has its own intent
 scores, and `doc.cats` aggregates them.
 """
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
@@ -81,6 +82,7 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
         "bucket_size": 32,
         "transition_weight": 0.0,
         "intent_set_veto": True,
+        "intent_set_veto_min_expected": 0.0,
         "scorer": {"@scorers": "spacy_multitask_intent.intent_ner_scorer.v1"},
     },
     default_score_weights={
@@ -116,6 +118,7 @@ def make_intent_ner(
     bucket_size: int,
     transition_weight: float,
     intent_set_veto: bool,
+    intent_set_veto_min_expected: float,
     scorer: Optional[Callable],
 ) -> "IntentNER":
     return IntentNER(
@@ -139,6 +142,7 @@ def make_intent_ner(
         bucket_size=bucket_size,
         transition_weight=transition_weight,
         intent_set_veto=intent_set_veto,
+        intent_set_veto_min_expected=intent_set_veto_min_expected,
         scorer=scorer,
     )
 
@@ -167,6 +171,7 @@ class IntentNER(TrainablePipe):
         bucket_size: int = 32,
         transition_weight: float = 0.0,
         intent_set_veto: bool = True,
+        intent_set_veto_min_expected: float = 0.0,
         scorer: Optional[Callable] = score_intent_ner,
     ):
         if update_mode not in UPDATE_MODES:
@@ -205,6 +210,10 @@ class IntentNER(TrainablePipe):
             raise ValueError(f"intent_ner: bucket_size must be >= 1, got {bucket_size}")
         if not float(transition_weight) >= 0.0:
             raise ValueError(f"intent_ner: transition_weight must be >= 0, got {transition_weight}")
+        if not float(intent_set_veto_min_expected) >= 0.0:
+            raise ValueError(
+                f"intent_ner: intent_set_veto_min_expected must be >= 0, got {intent_set_veto_min_expected}"
+            )
         install_extensions()
         self.vocab = vocab
         self.model = model
@@ -262,6 +271,12 @@ class IntentNER(TrainablePipe):
             # trained); off for a pipeline saved before the table existed.
             "intent_set_veto": bool(intent_set_veto),
             "intent_set_labels": None,
+            # 0: drop every such entity. Above 0: drop it only where the
+            # training data should have shown the label with that set this
+            # many times if labels and intent sets were independent
+            # (n(label) * n(set) / n(queries)): a rare label, or a rare set,
+            # unseen together is weak evidence that they never go together.
+            "intent_set_veto_min_expected": float(intent_set_veto_min_expected),
         }
         self._pending: Optional[Dict] = None  # NER-pass gradients awaiting finish_update
         self._n_updates = 0  # update() calls so far (for intent_weight_warmup)
@@ -388,7 +403,7 @@ class IntentNER(TrainablePipe):
         validate_get_examples(get_examples, "IntentNER.initialize")
         ents, intents, multi = set(), set(), False
         combos = set()
-        by_set: Dict[Tuple[str, ...], set] = {}
+        by_set: Dict[Tuple[str, ...], list] = {}
         n_with_cats = 0
         sample: List[Doc] = []
         for eg in get_examples():
@@ -435,7 +450,7 @@ class IntentNER(TrainablePipe):
         """Record, for each set of gold intents in ``examples``, the entity
         labels that occur with it: the table ``intent_set_veto`` decodes with
         (initialize records it from the training data)."""
-        by_set: Dict[Tuple[str, ...], set] = {}
+        by_set: Dict[Tuple[str, ...], list] = {}
         for eg in examples:
             _add_set_labels(by_set, gold_intents(eg.reference.cats), eg.reference)
         if not by_set:
@@ -462,35 +477,23 @@ class IntentNER(TrainablePipe):
         return table
 
     def _veto_tables(self):
-        """intent set -> allowed entity labels, and intent -> the labels of
-        every set that holds it (for a set no training query had), from cfg
-        "intent_set_labels"; None without a table."""
+        """A VetoTable of cfg "intent_set_labels" (None without a table)."""
         stored = self.cfg.get("intent_set_labels")
         if stored is None:
             return None
         cached = getattr(self, "_veto_table", None)
         if cached is None or cached[0] is not stored:
-            by_set = {frozenset(intents): frozenset(labels) for intents, labels in stored}
-            by_intent: Dict[str, set] = {}
-            for intents, labels in stored:
-                for intent in intents:
-                    by_intent.setdefault(intent, set()).update(labels)
-            cached = (stored, by_set, by_intent)
+            cached = (stored, VetoTable(stored))
             self._veto_table = cached
-        return cached[1], cached[2]
+        return cached[1]
 
-    def _vetoed(self, doc: Doc, spans, table):
+    def _vetoed(self, doc: Doc, spans, table: "VetoTable"):
         """The spans whose label the doc's decided intent set allows."""
-        by_set, by_intent = table
         decided = frozenset(self.decide_intents(doc))
         if not decided:
             return spans
-        allowed = by_set.get(decided)
-        if allowed is None:  # a set no training query had: what its intents take anywhere
-            if not all(i in by_intent for i in decided):
-                return spans  # an intent the table has never seen: nothing to veto by
-            allowed = set().union(*(by_intent[i] for i in decided))
-        return [sp for sp in spans if sp[2] in allowed]
+        min_expected = self.cfg.get("intent_set_veto_min_expected") or 0.0
+        return [sp for sp in spans if not table.vetoes(decided, sp[2], min_expected)]
 
     def set_transition_scores(self, examples: Iterable[Example], alpha: float = 1.0) -> None:
         """Estimate the decoder's transition scores from gold examples: the
@@ -882,16 +885,77 @@ class IntentNER(TrainablePipe):
 
 
 # ---------------------------------------------------------------- helpers
-def _add_set_labels(by_set: Dict[Tuple[str, ...], set], intents, reference: Doc) -> None:
-    """Note the entity labels of a gold doc under its set of intents; a query
-    without intents says nothing about which intents take a label."""
+def _add_set_labels(by_set: Dict[Tuple[str, ...], list], intents, reference: Doc) -> None:
+    """Count a gold doc under its set of intents, and each entity label it has
+    (once per doc); a query without intents says nothing about which intents
+    take a label."""
     if intents:
-        by_set.setdefault(tuple(sorted(intents)), set()).update(e.label_ for e in reference.ents)
+        entry = by_set.setdefault(tuple(sorted(intents)), [0, Counter()])
+        entry[0] += 1
+        entry[1].update({e.label_ for e in reference.ents})
 
 
-def _set_table(by_set: Dict[Tuple[str, ...], set]) -> List[List[List[str]]]:
-    """[[sorted intents, sorted labels], ...] (JSON-serialisable, for cfg)."""
-    return [[list(k), sorted(v)] for k, v in sorted(by_set.items())]
+def _set_table(by_set: Dict[Tuple[str, ...], list]) -> List[list]:
+    """[[sorted intents, sorted labels, n queries, n queries with each label],
+    ...] (JSON-serialisable, for cfg)."""
+    table = []
+    for key, (n, labels) in sorted(by_set.items()):
+        names = sorted(labels)
+        table.append([list(key), names, n, [labels[name] for name in names]])
+    return table
+
+
+class VetoTable:
+    """cfg "intent_set_labels" read for decoding: the labels each intent set
+    of the training data took, and how often. Entries saved with intents and
+    labels only (before the counts were kept) veto as if every count were
+    large."""
+
+    def __init__(self, stored: List[list]):
+        self.by_set: Dict[frozenset, frozenset] = {}
+        self.set_n: Dict[frozenset, float] = {}
+        self.by_intent: Dict[str, set] = {}
+        self.intent_sets: Dict[str, set] = {}
+        self.label_n: Counter = Counter()
+        self.counted = all(len(entry) >= 4 for entry in stored)
+        for entry in stored:
+            key, labels = frozenset(entry[0]), entry[1]
+            self.by_set[key] = frozenset(labels)
+            if self.counted:
+                self.set_n[key] = entry[2]
+                self.label_n.update(dict(zip(labels, entry[3])))
+            for intent in key:
+                self.by_intent.setdefault(intent, set()).update(labels)
+                self.intent_sets.setdefault(intent, set()).add(key)
+        self.n = sum(self.set_n.values())
+
+    def allowed(self, decided: frozenset) -> Optional[frozenset]:
+        """The labels the set takes; for a set no training query had, what its
+        intents take in any set; None if an intent was never seen (no veto)."""
+        allowed = self.by_set.get(decided)
+        if allowed is None:
+            if not all(i in self.by_intent for i in decided):
+                return None
+            allowed = frozenset().union(*(self.by_intent[i] for i in decided))
+        return allowed
+
+    def expected(self, decided: frozenset, label: str) -> float:
+        """How often the training data would hold the label with the set if
+        the two were independent (a set no training query had counts the
+        queries whose set shares an intent with it)."""
+        if not self.counted or not self.n:
+            return float("inf")
+        n_set = self.set_n.get(decided)
+        if n_set is None:
+            keys = set().union(*(self.intent_sets.get(i, set()) for i in decided))
+            n_set = sum(self.set_n[k] for k in keys)
+        return self.label_n.get(label, 0) * n_set / self.n
+
+    def vetoes(self, decided: frozenset, label: str, min_expected: float = 0.0) -> bool:
+        allowed = self.allowed(decided)
+        if allowed is None or label in allowed:
+            return False
+        return min_expected <= 0 or self.expected(decided, label) >= min_expected
 
 
 def _is_space(doc: Doc) -> numpy.ndarray:

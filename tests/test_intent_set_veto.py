@@ -8,7 +8,12 @@ from spacy.tokens import Doc
 
 from conftest import build_nlp, fresh_nlp, intent_ner_config, toy_examples
 
-TABLE = [[["add_to_cart"], ["PRODUCT"]], [["product_search"], ["PRODUCT"]], [["store_lookup"], ["STORE"]]]
+# [intents, labels, n queries with the set, n of them with each label]
+TABLE = [
+    [["add_to_cart"], ["PRODUCT"], 2, [2]],
+    [["product_search"], ["PRODUCT"], 2, [2]],
+    [["store_lookup"], ["STORE"], 4, [4]],
+]
 
 
 def _scores(proc, tags, intent_row):
@@ -147,3 +152,31 @@ def test_calibration_fits_on_every_entity(tiny_bert):
         assert _annotate(nlp, *STORE_Q, AS_PRODUCT) == [(2, 3, "STORE")]
     assert proc.cfg["intent_set_veto"] is True
     assert _annotate(nlp, *STORE_Q, AS_PRODUCT) == []
+
+
+def test_min_expected_vetoes_only_a_pair_independence_would_have_shown(tiny_bert):
+    # 8 toy queries: STORE in 4 (all store_lookup), PRODUCT in 4; product_search 2, store_lookup 4.
+    # Independence expects STORE with product_search 4 * 2 / 8 = 1.0 times, PRODUCT with store_lookup 2.0.
+    nlp = fresh_nlp(tiny_bert, update_mode="joint", intent_set_veto=True)
+    proc = nlp.get_pipe("intent_ner")
+    product_q = (["find", "tea", "at", "orange"], ["O", "B-PRODUCT", "O", "O"])
+    for min_expected, store_under_product, product_under_store in ((0.0, [], []), (1.0, [], []), (1.5, [(2, 3, "STORE")], []),
+                                                                   (2.5, [(2, 3, "STORE")], [(1, 2, "PRODUCT")])):
+        proc.cfg["intent_set_veto_min_expected"] = min_expected
+        assert _annotate(nlp, *STORE_Q, AS_PRODUCT) == store_under_product, min_expected
+        assert _annotate(nlp, *product_q, AS_STORE) == product_under_store, min_expected
+        assert _annotate(nlp, *STORE_Q, AS_STORE) == [(2, 3, "STORE")]  # an allowed label stays
+
+
+def test_a_table_without_counts_vetoes_whatever_min_expected(tiny_bert):
+    # A table saved before the counts were kept: [intents, labels] only.
+    nlp = fresh_nlp(tiny_bert, update_mode="joint", intent_set_veto=True, intent_set_veto_min_expected=100.0)
+    proc = nlp.get_pipe("intent_ner")
+    assert _annotate(nlp, *STORE_Q, AS_PRODUCT) == [(2, 3, "STORE")]  # expected 1.0 < 100
+    proc.cfg["intent_set_labels"] = [entry[:2] for entry in TABLE]
+    assert _annotate(nlp, *STORE_Q, AS_PRODUCT) == []
+
+
+def test_a_negative_min_expected_is_refused(tiny_bert):
+    with pytest.raises(ValueError, match="intent_set_veto_min_expected must be >= 0"):
+        build_nlp(tiny_bert, intent_set_veto_min_expected=-1.0)

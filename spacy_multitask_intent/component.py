@@ -462,7 +462,7 @@ class IntentNER(TrainablePipe):
         self._veto_table = None
 
     def _allowed_labels(self):
-        """The veto's tables (_veto_tables) when intent_set_veto applies, else
+        """The veto's table (_veto_tables) when intent_set_veto applies, else
         None."""
         if not self.cfg.get("intent_set_veto") or not self.uses_intents:
             return None
@@ -474,6 +474,19 @@ class IntentNER(TrainablePipe):
                 "without the veto; set_intent_set_labels(examples) records the table."
             )
             self._warned_no_veto_table = True
+        if (
+            table is not None
+            and not table.counted
+            and self.cfg.get("intent_set_veto_min_expected")
+            and not getattr(self, "_warned_no_counts", False)
+        ):
+            warnings.warn(
+                "intent_ner: intent_set_veto_min_expected > 0 but the component's table of the labels "
+                "each intent set takes has no counts (it was recorded before they were kept), so the "
+                "veto drops every label unseen with the decided set; set_intent_set_labels(examples) "
+                "records the table with its counts."
+            )
+            self._warned_no_counts = True
         return table
 
     def _veto_tables(self):
@@ -908,8 +921,8 @@ def _set_table(by_set: Dict[Tuple[str, ...], list]) -> List[list]:
 class VetoTable:
     """cfg "intent_set_labels" read for decoding: the labels each intent set
     of the training data took, and how often. Entries saved with intents and
-    labels only (before the counts were kept) veto as if every count were
-    large."""
+    labels only (before the counts were kept) make the whole table veto as
+    if every count were large: without them n(queries) is unknown."""
 
     def __init__(self, stored: List[list]):
         self.by_set: Dict[frozenset, frozenset] = {}

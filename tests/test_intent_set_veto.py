@@ -174,9 +174,50 @@ def test_a_table_without_counts_vetoes_whatever_min_expected(tiny_bert):
     proc = nlp.get_pipe("intent_ner")
     assert _annotate(nlp, *STORE_Q, AS_PRODUCT) == [(2, 3, "STORE")]  # expected 1.0 < 100
     proc.cfg["intent_set_labels"] = [entry[:2] for entry in TABLE]
-    assert _annotate(nlp, *STORE_Q, AS_PRODUCT) == []
+    with pytest.warns(UserWarning, match="has no counts"):
+        assert _annotate(nlp, *STORE_Q, AS_PRODUCT) == []
 
 
 def test_a_negative_min_expected_is_refused(tiny_bert):
     with pytest.raises(ValueError, match="intent_set_veto_min_expected must be >= 0"):
         build_nlp(tiny_bert, intent_set_veto_min_expected=-1.0)
+
+
+def test_min_expected_for_a_set_no_training_query_had(tiny_bert):
+    # {product_search, store_lookup} was never a gold set: it takes PRODUCT and STORE, and its n(set)
+    # is the 6 queries whose set shares an intent with it. A label outside both (none in the toy
+    # table) cannot be tested, so check the count the veto uses.
+    from spacy_multitask_intent.component import VetoTable
+
+    table = VetoTable(TABLE)
+    both = frozenset({"product_search", "store_lookup"})
+    assert table.allowed(both) == {"PRODUCT", "STORE"}
+    assert table.expected(both, "STORE") == 4 * 6 / 8
+    assert table.expected(frozenset({"product_search"}), "STORE") == 4 * 2 / 8
+    assert not table.vetoes(both, "STORE", 100.0)
+    assert table.vetoes(frozenset({"product_search"}), "STORE", 1.0)
+    assert not table.vetoes(frozenset({"product_search"}), "STORE", 1.5)
+    assert table.allowed(frozenset({"checkout"})) is None  # an intent never seen: no veto
+    assert not table.vetoes(frozenset({"checkout"}), "STORE")
+    # One entry without counts makes the whole table strict.
+    mixed = VetoTable([TABLE[0][:2]] + TABLE[1:])
+    assert not mixed.counted and mixed.vetoes(frozenset({"product_search"}), "STORE", 100.0)
+
+
+def test_min_expected_and_the_counts_survive_a_round_trip(tiny_bert, tmp_path):
+    nlp = fresh_nlp(tiny_bert, update_mode="joint", intent_set_veto=True, intent_set_veto_min_expected=1.5)
+    nlp.to_disk(tmp_path / "p")
+    loaded = spacy.load(tmp_path / "p")
+    lproc = loaded.get_pipe("intent_ner")
+    assert lproc.cfg["intent_set_veto_min_expected"] == 1.5
+    assert lproc.cfg["intent_set_labels"] == TABLE
+    assert all(type(n) is int for entry in lproc.cfg["intent_set_labels"] for n in [entry[2], *entry[3]])
+    assert _annotate(loaded, *STORE_Q, AS_PRODUCT) == [(2, 3, "STORE")]  # expected 1.0 < 1.5
+
+
+def test_an_old_table_with_min_expected_warns(tiny_bert):
+    nlp = fresh_nlp(tiny_bert, update_mode="joint", intent_set_veto=True, intent_set_veto_min_expected=1.5)
+    proc = nlp.get_pipe("intent_ner")
+    proc.cfg["intent_set_labels"] = [entry[:2] for entry in TABLE]
+    with pytest.warns(UserWarning, match="has no counts"):
+        assert _annotate(nlp, *STORE_Q, AS_PRODUCT) == []

@@ -90,7 +90,7 @@ def test_spacy_load_exported_annotates_like_torch(exported):
     oproc = onnx_nlp.get_pipe("intent_ner")
     saved = spacy.load(base / "torch").get_pipe("intent_ner")
     for key in ("labels", "intents", "intent_thresholds", "gating", "gate_thresholds", "update_mode",
-                "intent_set_veto", "intent_set_labels"):
+                "intent_set_veto", "intent_set_labels", "intent_set_veto_min_expected"):
         assert oproc.cfg[key] == saved.cfg[key]
     assert oproc.cfg["gating"] == {"STORE": ["store_lookup"]}
     n_ents = 0

@@ -214,10 +214,3 @@ def test_min_expected_and_the_counts_survive_a_round_trip(tiny_bert, tmp_path):
     assert all(type(n) is int for entry in lproc.cfg["intent_set_labels"] for n in [entry[2], *entry[3]])
     assert _annotate(loaded, *STORE_Q, AS_PRODUCT) == [(2, 3, "STORE")]  # expected 1.0 < 1.5
 
-
-def test_an_old_table_with_min_expected_warns(tiny_bert):
-    nlp = fresh_nlp(tiny_bert, update_mode="joint", intent_set_veto=True, intent_set_veto_min_expected=1.5)
-    proc = nlp.get_pipe("intent_ner")
-    proc.cfg["intent_set_labels"] = [entry[:2] for entry in TABLE]
-    with pytest.warns(UserWarning, match="has no counts"):
-        assert _annotate(nlp, *STORE_Q, AS_PRODUCT) == []

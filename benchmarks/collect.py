@@ -52,7 +52,8 @@ INTENT_SETS = ("0,1,2", INTENT_LOSS_X30[1] + ",joint+intent_weight=0.1+intent_lo
 # The shipped default (`default`: configs/multitask.cfg, softmax_sets with the intent-set veto,
 # trained as a user trains it, so its checkpoint is chosen on dev scores decoded with the veto)
 # beside NER-only at the same head rate, the previous default and softmax_sets without the veto.
-DEFAULT = ("0,1,2", INTENT_SETS[1].replace(",joint+intent_weight=0.1+intent_loss=sigmoid_sum+head_lr_factor=30", "") + ",default")
+DEFAULT = ("0,1,2", "ner_only+head_lr_factor=30,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30,"
+           "joint+intent_weight=0.1+intent_loss=softmax_sets+head_lr_factor=30,default")
 
 # dataset -> report name -> (seeds, variants in row order)
 REPORTS = {

@@ -42,6 +42,23 @@ CRF_MIX = ("0,1,2", "ner_only+head_lr_factor=30,joint+intent_weight=0.1+intent_l
            "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30+components.intent_ner.model.crf=true,"
            "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30+components.intent_ner.model.encoder.scalar_mix=4")
 
+# Each accuracy lever added to the default's recipe at heads x30 (first-sub-word pooling, label
+# smoothing, an MLP head, the scalar mix, the CRF), beside NER-only and the recipe itself.
+_X30 = "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30"
+LEVERS_X30 = ",".join(
+    ["ner_only+head_lr_factor=30", _X30]
+    + [
+        f"{_X30}+{lever}"
+        for lever in (
+            "components.intent_ner.model.encoder.pooling=first",
+            "label_smoothing=0.1",
+            "components.intent_ner.model.hidden_width=256",
+            "components.intent_ner.model.encoder.scalar_mix=4",
+            "components.intent_ner.model.crf=true",
+        )
+    ]
+)
+
 # The CRF alone (no scalar mix runs), for the store-lookup sets.
 CRF = (CRF_MIX[0], CRF_MIX[1].rsplit(",", 1)[0])
 
@@ -155,6 +172,9 @@ REPORTS = {
             "joint+intent_weight=0.1+intent_loss=softmax+components.intent_ner.model.encoder.pooling=first,"
             "ner_only+head_lr_factor=30,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30",
         ),
+        # The accuracy levers on the default's recipe at heads x30, 1,500 steps, one torch thread
+        # (`project.yml` levers-x30).
+        "levers_x30": ("0,1,2", LEVERS_X30),
         "learning_rate": (
             "0",
             "joint+intent_weight=0.5+training.optimizer.learn_rate.initial_rate=1e-4,joint+intent_weight=0.5,"

@@ -105,6 +105,8 @@ REPORTS = {
         "levers_crf_mix": CRF_MIX,
         "intent_sets": INTENT_SETS,
         "default": DEFAULT,
+        # The default with first-sub-word pooling (`project.yml` levers-x30; seeds 0-1).
+        "pooling_first": ("0,1,2", "default,default+components.intent_ner.model.encoder.pooling=first"),
         # The default and NER-only (heads x30) at 1,500 steps and at the base config's budget, 3,000.
         "default_3000": (
             "0,1,2",

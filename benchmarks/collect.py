@@ -105,8 +105,8 @@ REPORTS = {
         "levers_crf_mix": CRF_MIX,
         "intent_sets": INTENT_SETS,
         "default": DEFAULT,
-        # The default with first-sub-word pooling (`project.yml` levers-x30; seeds 0-1).
-        "pooling_first": ("0,1,2", "default,default+components.intent_ner.model.encoder.pooling=first"),
+        # The default with first-sub-word pooling (`project.yml` levers-x30), on the same seeds.
+        "pooling_first": ("0,1", "default,default+components.intent_ner.model.encoder.pooling=first"),
         # The default and NER-only (heads x30) at 1,500 steps and at the base config's budget, 3,000.
         "default_3000": (
             "0,1,2",
@@ -174,8 +174,9 @@ REPORTS = {
             "joint+intent_weight=0.1+intent_loss=softmax+components.intent_ner.model.encoder.pooling=first,"
             "ner_only+head_lr_factor=30,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30",
         ),
-        # The accuracy levers on the default's recipe at heads x30, 1,500 steps, one torch thread
-        # (`project.yml` levers-x30).
+        # The accuracy levers on the default's recipe at heads x30, 1,500 steps (`project.yml`
+        # levers-x30; the runs of pooling, label smoothing, the MLP head and the scalar mix's seeds
+        # 1-2 at one torch thread, the others at an unrecorded count).
         "levers_x30": ("0,1,2", LEVERS_X30),
         "learning_rate": (
             "0",

@@ -282,15 +282,16 @@ class IntentNER(TrainablePipe):
         self._n_updates = 0  # update() calls so far (for intent_weight_warmup)
         self._log_vars = numpy.zeros((2,), "f")  # loss_balance="uncertainty": s_ner, s_intent
         self._d_log_vars: Optional[numpy.ndarray] = None
-        self._warned: set = set()  # the keys of the warnings given once (_warn_once)
         self._check_crf_settings()
 
-    def _warn_once(self, key: str, message: str) -> None:
-        """warnings.warn(message) the first time this component meets `key`."""
+    def _first_time(self, key: str) -> bool:
+        """True the first time this component asks about `key` (a warning given
+        once), False after; the keys live in self._warned."""
         warned = self.__dict__.setdefault("_warned", set())
-        if key not in warned:
-            warned.add(key)
-            warnings.warn(message)
+        if key in warned:
+            return False
+        warned.add(key)
+        return True
 
     def _check_crf_settings(self) -> None:
         """Refuse the settings that act on the per-word NER loss, which a model
@@ -474,20 +475,23 @@ class IntentNER(TrainablePipe):
         if not self.cfg.get("intent_set_veto") or not self.uses_intents:
             return None
         table = self._veto_tables()
-        if table is None:
-            self._warn_once(
-                "no_veto_table",
+        if table is None and self._first_time("no_veto_table"):
+            warnings.warn(
                 "intent_ner: intent_set_veto = true but the component holds no table of the labels "
                 "each intent set takes (it was not made by nlp.initialize()), so entities are decoded "
-                "without the veto; set_intent_set_labels(examples) records the table.",
+                "without the veto; set_intent_set_labels(examples) records the table."
             )
-        elif not table.counted and self.cfg.get("intent_set_veto_min_expected"):
-            self._warn_once(
-                "no_counts",
+        elif (
+            table is not None
+            and not table.counted
+            and self.cfg.get("intent_set_veto_min_expected")
+            and self._first_time("no_counts")
+        ):
+            warnings.warn(
                 "intent_ner: intent_set_veto_min_expected > 0 but the component's table of the labels "
                 "each intent set takes has no counts (it was recorded before they were kept), so the "
                 "veto drops every label unseen with the decided set; set_intent_set_labels(examples) "
-                "records the table with its counts.",
+                "records the table with its counts."
             )
         return table
 
@@ -713,11 +717,10 @@ class IntentNER(TrainablePipe):
             n_tok = len(eg.predicted)
             rows.append(numpy.repeat(vec[None, :], n_tok, axis=0))
             masks.append(numpy.full((n_tok, 1), 1.0 if cats else 0.0, "f"))
-            if not cats and self.uses_intents:
-                self._warn_once(
-                    "no_cats",
+            if not cats and self.uses_intents and self._first_time("no_cats"):
+                warnings.warn(
                     f"intent_ner: example '{eg.reference.text[:60]}' has no doc.cats; "
-                    "examples without intents train the NER head only.",
+                    "examples without intents train the NER head only."
                 )
         width = max(1, len(intent_index) + len(sets))
         intent_y = numpy.concatenate(rows) if rows else numpy.zeros((0, width), "f")

@@ -24,29 +24,29 @@ sys.path.insert(0, str(ROOT))  # this checkout's package, not an installed copy
 
 from spacy_multitask_intent import results_table  # noqa: E402
 
+# The default's recipe before the intent-set veto (joint, intent weight 0.1, softmax intent head,
+# heads at 30x the learn rate), and NER-only at the same head rate: most tables compare against them.
+_X30 = "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30"
+_NER30 = "ner_only+head_lr_factor=30"
+
 # The heads' learn-rate factor: NER-only and the default's recipe at the learn rate, x10 and x30
 # (the default's setting).
 HEAD_LR = ("0,1,2", "ner_only,joint+intent_weight=0.1+intent_loss=softmax,ner_only+head_lr_factor=10,"
-           "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10,ner_only+head_lr_factor=30,"
-           "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30")
+           f"joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10,{_NER30},{_X30}")
 
 # The summed sigmoid intent head against softmax (the default) at the default's weight and head
 # rate, and NER-only at the same head rate.
-INTENT_LOSS_X30 = ("0,1,2", "ner_only+head_lr_factor=30,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30,"
-                   "joint+intent_weight=0.1+intent_loss=sigmoid_sum+head_lr_factor=30")
+INTENT_LOSS_X30 = ("0,1,2", f"{_NER30},{_X30},joint+intent_weight=0.1+intent_loss=sigmoid_sum+head_lr_factor=30")
 
 # A CRF on the NER head (the default and NER-only) and the default with a scalar mix of the
 # encoder's last 4 hidden states, beside NER-only and the default at heads x30 (`project.yml` levers).
-CRF_MIX = ("0,1,2", "ner_only+head_lr_factor=30,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30,"
-           "ner_only+head_lr_factor=30+components.intent_ner.model.crf=true,"
-           "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30+components.intent_ner.model.crf=true,"
-           "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30+components.intent_ner.model.encoder.scalar_mix=4")
+CRF_MIX = ("0,1,2", f"{_NER30},{_X30},{_NER30}+components.intent_ner.model.crf=true,"
+           f"{_X30}+components.intent_ner.model.crf=true,{_X30}+components.intent_ner.model.encoder.scalar_mix=4")
 
 # Each accuracy lever added to the default's recipe at heads x30 (first-sub-word pooling, label
 # smoothing, an MLP head, the scalar mix, the CRF), beside NER-only and the recipe itself.
-_X30 = "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30"
 LEVERS_X30 = ",".join(
-    ["ner_only+head_lr_factor=30", _X30]
+    [_NER30, _X30]
     + [
         f"{_X30}+{lever}"
         for lever in (
@@ -69,8 +69,7 @@ INTENT_SETS = ("0,1,2", INTENT_LOSS_X30[1] + ",joint+intent_weight=0.1+intent_lo
 # The shipped default (`default`: configs/multitask.cfg, softmax_sets with the intent-set veto,
 # trained as a user trains it, so its checkpoint is chosen on dev scores decoded with the veto)
 # beside NER-only at the same head rate, the previous default and softmax_sets without the veto.
-DEFAULT = ("0,1,2", "ner_only+head_lr_factor=30,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30,"
-           "joint+intent_weight=0.1+intent_loss=softmax_sets+head_lr_factor=30,default")
+DEFAULT = ("0,1,2", f"{_NER30},{_X30},joint+intent_weight=0.1+intent_loss=softmax_sets+head_lr_factor=30,default")
 
 # dataset -> report name -> (seeds, variants in row order)
 REPORTS = {
@@ -89,15 +88,13 @@ REPORTS = {
         # The intent weight at heads x30, for the ATIS intent target (seed 0).
         "intent_weight_x30_seed0": (
             "0",
-            "ner_only+head_lr_factor=30,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30,"
-            "joint+intent_weight=0.2+intent_loss=softmax+head_lr_factor=30,"
+            f"{_NER30},{_X30},joint+intent_weight=0.2+intent_loss=softmax+head_lr_factor=30,"
             "joint+intent_weight=0.3+intent_loss=softmax+head_lr_factor=30",
         ),
         # The intent weight 0.2 against the default's 0.1 at heads x30, three seeds.
         "intent_weight_x30": (
             "0,1,2",
-            "ner_only+head_lr_factor=30,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30,"
-            "joint+intent_weight=0.2+intent_loss=softmax+head_lr_factor=30",
+            f"{_NER30},{_X30},joint+intent_weight=0.2+intent_loss=softmax+head_lr_factor=30",
         ),
         # The intent loss at the default's weight and head rate: softmax (the default), the summed
         # sigmoid and auto (the averaged sigmoid on ATIS, which has multi-intent queries).
@@ -110,9 +107,7 @@ REPORTS = {
         # The default and NER-only (heads x30) at 1,500 steps and at the base config's budget, 3,000.
         "default_3000": (
             "0,1,2",
-            "ner_only+head_lr_factor=30,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30,"
-            "ner_only+head_lr_factor=30+training.max_steps=3000,"
-            "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30+training.max_steps=3000",
+            f"{_NER30},{_X30},{_NER30}+training.max_steps=3000,{_X30}+training.max_steps=3000",
         ),
         "compare": (
             "0,1,2",
@@ -164,7 +159,7 @@ REPORTS = {
         ),
         "levers_crf_mix": CRF_MIX,
         # SNIPS is single-label: softmax_sets is the softmax head there, so no softmax_sets row.
-        "default": ("0,1,2", "ner_only+head_lr_factor=30,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30,default"),
+        "default": ("0,1,2", f"{_NER30},{_X30},default"),
         "levers": (  # accuracy levers on the default (joint 0.1, softmax), 1,500 steps
             "0,1,2",
             "ner_only,joint+intent_weight=0.1+intent_loss=softmax,ner_only+head_lr_factor=10,"
@@ -172,7 +167,7 @@ REPORTS = {
             "joint+intent_weight=0.1+intent_loss=softmax+label_smoothing=0.1,"
             "joint+intent_weight=0.1+intent_loss=softmax+components.intent_ner.model.hidden_width=256,"
             "joint+intent_weight=0.1+intent_loss=softmax+components.intent_ner.model.encoder.pooling=first,"
-            "ner_only+head_lr_factor=30,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30",
+            f"{_NER30},{_X30}",
         ),
         # The accuracy levers on the default's recipe at heads x30, 1,500 steps (`project.yml`
         # levers-x30; the runs of pooling, label smoothing, the MLP head and the scalar mix's seeds

@@ -41,8 +41,43 @@ def crf_params(head) -> Optional[Tuple[numpy.ndarray, numpy.ndarray]]:
 
 def _log_partition(torch, emissions, lengths, trans, start, allowed, start_ok, keep=None):
     """log Z of each doc's chain: emissions (B x L x K, padded), lengths (B,);
-    keep (B x L x K bool), when given, is the set of tags each word may take."""
-    B, L, _ = emissions.shape
+    keep (B x L x K bool), when given, is the set of tags each word may take.
+
+    Each step is one (B x K) @ (K x K) product in exp space, each alpha row
+    rescaled by its maximum and the transitions by theirs, as in
+    ``crf_marginals``: a log-sum-exp over a (B x K x K) tensor per step cost
+    seconds per batch on a CPU with a hundred tags or more, in the forward and
+    again in the backward pass.  Where the allowed transition scores lie so far
+    apart that exp() of their difference would underflow, it is the exact
+    log-sum-exp (``_log_partition_logsumexp``)."""
+    zero = emissions.new_zeros(())
+    forbid = emissions.new_full((), FORBIDDEN)
+    allowed_scores = trans.detach()[allowed]
+    if len(allowed_scores) and float(allowed_scores.max() - allowed_scores.min()) > _EXP_SPAN:
+        return _log_partition_logsumexp(torch, emissions, lengths, trans, start, allowed, start_ok, keep)
+    top = allowed_scores.max() if len(allowed_scores) else zero
+    exp_trans = torch.where(allowed, torch.exp(trans - top), zero)  # forbidden: 0
+    first = start + torch.where(start_ok, zero, forbid)
+    if keep is not None:
+        emissions = emissions + torch.where(keep, zero, forbid)
+    # log of a sum that is 0 (no allowed step into a tag from the tags still in
+    # play): the smallest normal float, so its log and gradient stay finite
+    tiny = torch.finfo(emissions.dtype).tiny
+    alpha = first[None, :] + emissions[:, 0]
+    for t in range(1, emissions.shape[1]):
+        m = alpha.detach().max(dim=1, keepdim=True).values
+        step = torch.log(torch.clamp_min(torch.exp(alpha - m) @ exp_trans, tiny)) + m + top + emissions[:, t]
+        alpha = torch.where((lengths > t)[:, None], step, alpha)
+    return torch.logsumexp(alpha, dim=1)
+
+
+# exp() of a float64 below about -745 is 0: allowed transition scores further
+# apart than this take the log-sum-exp path
+_EXP_SPAN = 600.0
+
+
+def _log_partition_logsumexp(torch, emissions, lengths, trans, start, allowed, start_ok, keep=None):
+    """log Z as ``_log_partition``, by a log-sum-exp over (B x K x K) per step."""
     zero = emissions.new_zeros(())
     forbid = emissions.new_full((), FORBIDDEN)
     trans = trans + torch.where(allowed, zero, forbid)
@@ -50,7 +85,7 @@ def _log_partition(torch, emissions, lengths, trans, start, allowed, start_ok, k
     if keep is not None:
         emissions = emissions + torch.where(keep, zero, forbid)
     alpha = first[None, :] + emissions[:, 0]
-    for t in range(1, L):
+    for t in range(1, emissions.shape[1]):
         step = torch.logsumexp(alpha[:, :, None] + trans[None, :, :], dim=1) + emissions[:, t]
         alpha = torch.where((lengths > t)[:, None], step, alpha)
     return torch.logsumexp(alpha, dim=1)

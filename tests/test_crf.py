@@ -137,6 +137,35 @@ def test_long_docs_keep_exact_marginals_and_the_gold_check(mean):
     crf_nll(logits, [n], ok, trans, start, TAGS)
 
 
+@pytest.mark.parametrize("spread", [3.0, 60.0])
+def test_the_exp_space_forward_is_the_log_sum_exp_one(monkeypatch, spread):
+    """A batch of 32 docs of 1-24 words over 159 tags (79 labels, as ATIS has),
+    a fifth of the gold tags unknown, emission and transition scores of
+    either spread (transitions up to ~450 nats apart): the loss and every
+    gradient of the exp-space forward algorithm are those of the log-sum-exp
+    over (B x K x K) per step."""
+    from spacy_multitask_intent import crf
+
+    tags = ["O"] + [f"{p}-L{i}" for i in range(79) for p in "BI"]
+    rng = numpy.random.default_rng(1)
+    lengths = [int(n) for n in rng.integers(1, 25, size=32)]
+    n, k = sum(lengths), len(tags)
+    logits = (spread * rng.normal(size=(n, k))).astype("f")
+    trans = (spread * rng.normal(size=(k, k))).astype("f")
+    start = rng.normal(size=k).astype("f")
+    gold = numpy.zeros(n, "i")
+    gold[rng.random(n) < 0.2] = -1
+    allowed, _ = transition_mask(tags)
+    assert float(trans[allowed].max() - trans[allowed].min()) < crf._EXP_SPAN  # the exp-space path runs
+    fast = crf_nll(logits, lengths, gold, trans, start, tags)
+    monkeypatch.setattr(crf, "_log_partition", crf._log_partition_logsumexp)
+    exact = crf_nll(logits, lengths, gold, trans, start, tags)
+    assert fast[0] == pytest.approx(exact[0], rel=1e-12)
+    for got, want in zip(fast[1:], exact[1:]):
+        assert numpy.isfinite(got).all()
+        numpy.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-9)
+
+
 @pytest.mark.parametrize("mode", ["alternating", "joint", "ner_only"])
 def test_the_crf_scores_step_once_per_batch_of_accumulated_updates(tiny_bert, mode):
     nlp = fresh_nlp(tiny_bert, model={"crf": True}, update_mode=mode)

@@ -6,6 +6,7 @@
     python benchmarks/micro.py viterbi [N_LABELS ...]               # O(tags) BIO decoder vs the tags x tags one
     python benchmarks/micro.py decoder-pipeline MODEL QUERIES.spacy # nlp.pipe CPU time with each decoder
     python benchmarks/micro.py crf-cost MODEL CRF_MODEL QUERIES.spacy # nlp.pipe CPU time without / with crf = true
+    python benchmarks/micro.py crf-loss TRAIN.spacy [BATCH]        # training's CRF loss: exp-space vs log-sum-exp forward
 
 Measurements, not tests: nothing here asserts a speed.
 """
@@ -232,6 +233,62 @@ def crf_cost(model, crf_model, data, rounds=5, batches=(1, 32, 256)):
         )
 
 
+def crf_loss(data, batch=32, rounds=5, n_batches=20):
+    """CPU time of training's CRF loss and gradients (crf.crf_nll) per batch of
+    `batch` training docs of DATA (their word counts and gold BIO tags over
+    DATA's entity labels; random emission and transition scores): the
+    exp-space forward algorithm (crf._log_partition) against the log-sum-exp
+    over (docs x tags x tags) per word (crf._log_partition_logsumexp),
+    interleaved, one torch thread."""
+    import spacy
+    from spacy.tokens import DocBin
+
+    from spacy_multitask_intent import crf
+    from spacy_multitask_intent.decoding import bio_tags
+
+    torch.set_num_threads(1)
+    batch = int(batch)
+    docs = [d for d in DocBin().from_disk(data).get_docs(spacy.blank("en").vocab) if len(d)]
+    tags = bio_tags(sorted({e.label_ for d in docs for e in d.ents}))
+    index = {t: i for i, t in enumerate(tags)}
+    rng = numpy.random.RandomState(0)
+    rng.shuffle(docs)
+    work = []
+    for b in range(n_batches):
+        chunk = docs[b * batch : (b + 1) * batch]
+        lengths = [len(d) for d in chunk]
+        gold = numpy.array(
+            [index["O" if t.ent_iob_ == "O" else f"{t.ent_iob_}-{t.ent_type_}"] for d in chunk for t in d], "i"
+        )
+        logits = rng.normal(size=(sum(lengths), len(tags))).astype("f")
+        trans = (0.1 * rng.normal(size=(len(tags), len(tags)))).astype("f")
+        start = numpy.zeros(len(tags), "f")
+        work.append((logits, lengths, gold, trans, start))
+    forwards = {"exp space": crf._log_partition, "log-sum-exp": crf._log_partition_logsumexp}
+    times = {name: [] for name in forwards}
+    worst = 0.0
+    try:
+        for _ in range(rounds):
+            for name, forward in forwards.items():
+                crf._log_partition = forward
+                a = time.thread_time()
+                out = [crf.crf_nll(*args, tags) for args in work]
+                times[name].append((time.thread_time() - a) / len(work))
+                if name == "exp space":
+                    fast = out
+            worst = max(worst, max(abs(f[0] - o[0]) for f, o in zip(fast, out)))
+    finally:
+        crf._log_partition = forwards["exp space"]
+    fast_ms, slow_ms = (float(numpy.median(times[k])) * 1000 for k in forwards)
+    words = numpy.mean([sum(w[1]) for w in work])
+    print(f"{data}: {len(tags)} tags, {n_batches} batches of {batch} docs ({words:.0f} words per batch on average)")
+    print("| forward algorithm | ms per batch (CPU time, median of rounds) |")
+    print("|---|---:|")
+    print(f"| log-sum-exp over (docs x tags x tags) | {slow_ms:.1f} |")
+    print(f"| exp space, (docs x tags) @ (tags x tags) | {fast_ms:.1f} |")
+    print(f"ratio {slow_ms / fast_ms:.1f}x; largest loss difference {worst:.1e}; {rounds} rounds, interleaved, one torch thread")
+
+
 if __name__ == "__main__":
     cmd, *rest = sys.argv[1:] or ["--help"]
     if cmd == "predict-path":
@@ -244,6 +301,8 @@ if __name__ == "__main__":
         decoder_pipeline(*rest)
     elif cmd == "crf-cost":
         crf_cost(*rest)
+    elif cmd == "crf-loss":
+        crf_loss(*rest)
     elif cmd == "viterbi":
         viterbi_decoders(*([rest] if rest else []))
     else:

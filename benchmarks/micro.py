@@ -234,7 +234,7 @@ def crf_cost(model, crf_model, data, rounds=5, batches=(1, 32, 256)):
 
 
 def crf_loss(data, batch=32, rounds=5, n_batches=20):
-    """CPU time of training's CRF loss and gradients (crf.crf_nll) per batch of
+    """Process CPU time of training's CRF loss and gradients (crf.crf_nll) per batch of
     `batch` training docs of DATA (their word counts and gold BIO tags over
     DATA's entity labels; random emission and transition scores): the
     exp-space forward algorithm (crf._log_partition) against the log-sum-exp
@@ -271,9 +271,9 @@ def crf_loss(data, batch=32, rounds=5, n_batches=20):
         for _ in range(rounds):
             for name, forward in forwards.items():
                 crf._log_partition = forward
-                a = time.thread_time()
+                a = time.process_time()
                 out = [crf.crf_nll(*args, tags) for args in work]
-                times[name].append((time.thread_time() - a) / len(work))
+                times[name].append((time.process_time() - a) / len(work))
                 if name == "exp space":
                     fast = out
             worst = max(worst, max(abs(f[0] - o[0]) for f, o in zip(fast, out)))

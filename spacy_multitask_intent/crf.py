@@ -44,36 +44,54 @@ def _log_partition(torch, emissions, lengths, trans, start, allowed, start_ok, k
     keep (B x L x K bool), when given, is the set of tags each word may take.
 
     Each step is one (B x K) @ (K x K) product in exp space, each alpha row
-    rescaled by its maximum and the transitions by theirs, as in
-    ``crf_marginals``: a log-sum-exp over a (B x K x K) tensor per step cost
-    seconds per batch on a CPU with a hundred tags or more, in the forward and
-    again in the backward pass.  Where the allowed transition scores lie so far
-    apart that exp() of their difference would underflow, it is the exact
-    log-sum-exp (``_log_partition_logsumexp``)."""
+    rescaled by its maximum and the allowed transitions by theirs (a
+    log-sum-exp over a (B x K x K) tensor per step costs seconds per batch on
+    a CPU with a hundred tags or more, in the forward and again in the
+    backward pass).  A tag that no tag still in play may step into takes the
+    forbidden score, as in the log-sum-exp.  Terms further than about 745
+    nats below a row's maximum vanish in exp space, so where the scores could
+    spread that far (``_exp_space_fits``) it is the exact log-sum-exp
+    (``_log_partition_logsumexp``)."""
+    if not _exp_space_fits(torch, emissions, trans, start, allowed, start_ok):
+        return _log_partition_logsumexp(torch, emissions, lengths, trans, start, allowed, start_ok, keep)
     zero = emissions.new_zeros(())
     forbid = emissions.new_full((), FORBIDDEN)
-    allowed_scores = trans.detach()[allowed]
-    if len(allowed_scores) and float(allowed_scores.max() - allowed_scores.min()) > _EXP_SPAN:
-        return _log_partition_logsumexp(torch, emissions, lengths, trans, start, allowed, start_ok, keep)
-    top = allowed_scores.max() if len(allowed_scores) else zero
-    exp_trans = torch.where(allowed, torch.exp(trans - top), zero)  # forbidden: 0
+    top = trans.detach()[allowed].max() if bool(allowed.any()) else zero
+    # exp() of the allowed scores only: a forbidden one far above them would be
+    # inf, and its gradient 0 * inf
+    exp_trans = torch.exp(torch.where(allowed, trans - top, emissions.new_full((), -numpy.inf)))
     first = start + torch.where(start_ok, zero, forbid)
     if keep is not None:
         emissions = emissions + torch.where(keep, zero, forbid)
-    # log of a sum that is 0 (no allowed step into a tag from the tags still in
-    # play): the smallest normal float, so its log and gradient stay finite
     tiny = torch.finfo(emissions.dtype).tiny
     alpha = first[None, :] + emissions[:, 0]
     for t in range(1, emissions.shape[1]):
         m = alpha.detach().max(dim=1, keepdim=True).values
-        step = torch.log(torch.clamp_min(torch.exp(alpha - m) @ exp_trans, tiny)) + m + top + emissions[:, t]
-        alpha = torch.where((lengths > t)[:, None], step, alpha)
+        x = torch.exp(alpha - m) @ exp_trans
+        ok = x >= tiny  # else no tag in play steps into this one
+        log_x = torch.where(ok, torch.log(torch.where(ok, x, torch.ones_like(x))) + m + top, forbid + m)
+        alpha = torch.where((lengths > t)[:, None], log_x + emissions[:, t], alpha)
     return torch.logsumexp(alpha, dim=1)
 
 
-# exp() of a float64 below about -745 is 0: allowed transition scores further
-# apart than this take the log-sum-exp path
+# float64's exp() is subnormal below -708 and 0 below -745: a bound on how far
+# an alpha row can spread that stays under this keeps every term the
+# log-sum-exp would count
 _EXP_SPAN = 600.0
+
+
+def _exp_space_fits(torch, emissions, trans, start, allowed, start_ok) -> bool:
+    """Whether twice the allowed transition scores' spread, plus the widest
+    spread of one word's emission scores, plus the allowed start scores'
+    spread and log(tags), stays within _EXP_SPAN: then no term the exact
+    forward algorithm counts is lost in exp space."""
+    def spread(x):
+        return float(x.max() - x.min()) if x.numel() else 0.0
+
+    trans, start, emissions = trans.detach(), start.detach(), emissions.detach()
+    words = float((emissions.max(dim=-1).values - emissions.min(dim=-1).values).max()) if emissions.numel() else 0.0
+    bound = 2 * spread(trans[allowed]) + words + spread(start[start_ok]) + float(numpy.log(max(emissions.shape[-1], 1)))
+    return bound <= _EXP_SPAN
 
 
 def _log_partition_logsumexp(torch, emissions, lengths, trans, start, allowed, start_ok, keep=None):

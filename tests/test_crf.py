@@ -137,15 +137,35 @@ def test_long_docs_keep_exact_marginals_and_the_gold_check(mean):
     crf_nll(logits, [n], ok, trans, start, TAGS)
 
 
-@pytest.mark.parametrize("spread", [3.0, 60.0])
-def test_the_exp_space_forward_is_the_log_sum_exp_one(monkeypatch, spread):
-    """A batch of 32 docs of 1-24 words over 159 tags (79 labels, as ATIS has),
-    a fifth of the gold tags unknown, emission and transition scores of
-    either spread (transitions up to ~450 nats apart): the loss and every
-    gradient of the exp-space forward algorithm are those of the log-sum-exp
-    over (B x K x K) per step."""
+def _both_forwards(monkeypatch, *args):
+    """crf_nll by the exp-space forward algorithm and by the log-sum-exp one,
+    and whether the exp-space one ran."""
     from spacy_multitask_intent import crf
 
+    ran = []
+    fits = crf._exp_space_fits
+    monkeypatch.setattr(crf, "_exp_space_fits", lambda *a: ran.append(fits(*a)) or ran[-1])
+    fast = crf_nll(*args)
+    monkeypatch.setattr(crf, "_log_partition", crf._log_partition_logsumexp)
+    exact = crf_nll(*args)
+    monkeypatch.undo()
+    return fast, exact, all(ran) and bool(ran)
+
+
+def _assert_same(fast, exact):
+    assert fast[0] == pytest.approx(exact[0], rel=1e-12)
+    for got, want in zip(fast[1:], exact[1:]):
+        assert numpy.isfinite(got).all()
+        numpy.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("spread", [3.0, 20.0])
+def test_the_exp_space_forward_is_the_log_sum_exp_one(monkeypatch, spread):
+    """A batch of 32 docs of 1-24 words over 159 tags (79 labels, as ATIS has),
+    gold entities of one and two words, a fifth of the gold tags unknown,
+    emission and transition scores of either spread (transitions up to ~150
+    nats apart): the loss and every gradient of the exp-space forward
+    algorithm are those of the log-sum-exp over (B x K x K) per step."""
     tags = ["O"] + [f"{p}-L{i}" for i in range(79) for p in "BI"]
     rng = numpy.random.default_rng(1)
     lengths = [int(n) for n in rng.integers(1, 25, size=32)]
@@ -154,16 +174,39 @@ def test_the_exp_space_forward_is_the_log_sum_exp_one(monkeypatch, spread):
     trans = (spread * rng.normal(size=(k, k))).astype("f")
     start = rng.normal(size=k).astype("f")
     gold = numpy.zeros(n, "i")
+    offset = 0
+    for length in lengths:  # B-Lx (I-Lx) at a random place in each doc
+        i, label = offset + int(rng.integers(length)), int(rng.integers(79))
+        gold[i] = 1 + 2 * label
+        if i + 1 < offset + length:
+            gold[i + 1] = 2 + 2 * label
+        offset += length
     gold[rng.random(n) < 0.2] = -1
-    allowed, _ = transition_mask(tags)
-    assert float(trans[allowed].max() - trans[allowed].min()) < crf._EXP_SPAN  # the exp-space path runs
-    fast = crf_nll(logits, lengths, gold, trans, start, tags)
-    monkeypatch.setattr(crf, "_log_partition", crf._log_partition_logsumexp)
-    exact = crf_nll(logits, lengths, gold, trans, start, tags)
-    assert fast[0] == pytest.approx(exact[0], rel=1e-12)
-    for got, want in zip(fast[1:], exact[1:]):
-        assert numpy.isfinite(got).all()
-        numpy.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-9)
+    fast, exact, ran = _both_forwards(monkeypatch, logits, lengths, gold, trans, start, tags)
+    assert ran  # the exp-space path ran
+    _assert_same(fast, exact)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["an unknown word's I-A 800 nats above the rest", "allowed transitions 800 below the forbidden ones", "transitions 700 apart"],
+)
+def test_scores_far_apart_keep_the_log_sum_exp_answer(monkeypatch, case):
+    """Scores that exp() cannot hold side by side: the loss and gradients are
+    still the log-sum-exp's, finite, whichever path runs."""
+    logits = numpy.zeros((2, len(TAGS)), "f")
+    trans = numpy.zeros((len(TAGS), len(TAGS)), "f")
+    start = numpy.zeros(len(TAGS), "f")
+    gold = numpy.array([0, -1], "i")  # O, then any tag
+    allowed, _ = transition_mask(TAGS)
+    if case.startswith("an unknown word"):
+        logits[1, 2] = 800.0  # I-A, which cannot follow the gold O
+    elif case.startswith("allowed"):
+        trans[allowed] = -800.0
+    else:
+        trans[0, 1] = 700.0
+    fast, exact, _ = _both_forwards(monkeypatch, logits, [2], gold, trans, start, TAGS)
+    _assert_same(fast, exact)
 
 
 @pytest.mark.parametrize("mode", ["alternating", "joint", "ner_only"])
@@ -288,14 +331,14 @@ def test_without_crf_the_head_has_no_crf_scores(toy_nlp):
 
 def _torch_marginals(logits, trans, start):
     """The reference: the gradient of log Z by torch's autograd through the
-    forward algorithm that training uses."""
+    log-sum-exp forward algorithm."""
     import torch
 
-    from spacy_multitask_intent.crf import _log_partition, _tensors
+    from spacy_multitask_intent.crf import _log_partition_logsumexp, _tensors
 
     E, T, S, padded, lens, allowed, start_ok = _tensors(torch, logits, [len(logits)], trans, start, TAGS)
     with torch.enable_grad():
-        _log_partition(torch, padded, lens, T, S, allowed, start_ok).sum().backward()
+        _log_partition_logsumexp(torch, padded, lens, T, S, allowed, start_ok).sum().backward()
     return E.grad.numpy()
 
 

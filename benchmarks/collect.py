@@ -207,6 +207,12 @@ REPORTS = {
         "head_lr": HEAD_LR,
         "intent_sets": INTENT_SETS,
         "default": DEFAULT,
+        # A CRF on the NER head of the shipped default and of NER-only x30 (`project.yml`
+        # crf-many-intents), seed 0.
+        "levers_crf_seed0": (
+            "0",
+            f"{_NER30},default,{_NER30}+components.intent_ner.model.crf=true,default+components.intent_ner.model.crf=true",
+        ),
     },
 }
 

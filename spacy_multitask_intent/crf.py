@@ -50,10 +50,8 @@ def _log_partition(torch, emissions, lengths, trans, start, allowed, start_ok, k
     backward pass).  A tag that no tag still in play may step into takes the
     forbidden score, as in the log-sum-exp.  Terms further than about 745
     nats below a row's maximum vanish in exp space, so where the scores could
-    spread that far (``_exp_space_fits``) it is the exact log-sum-exp
-    (``_log_partition_logsumexp``)."""
-    if not _exp_space_fits(torch, emissions, trans, start, allowed, start_ok):
-        return _log_partition_logsumexp(torch, emissions, lengths, trans, start, allowed, start_ok, keep)
+    spread that far (``_exp_space_fits``), ``crf_nll`` takes the exact
+    log-sum-exp (``_log_partition_logsumexp``) instead."""
     zero = emissions.new_zeros(())
     forbid = emissions.new_full((), FORBIDDEN)
     top = trans.detach()[allowed].max() if bool(allowed.any()) else zero
@@ -168,8 +166,11 @@ def crf_nll(
         keep_t = torch.nn.utils.rnn.pad_sequence(
             list(torch.split(torch.tensor(keep), keep_docs)), batch_first=True, padding_value=True
         )
-        log_z = _log_partition(torch, padded, lens, T, S, allowed, start_ok)
-        log_gold = _log_partition(torch, padded, lens, T, S, allowed, start_ok, keep_t)
+        # one choice for both chains: the gold lattice only forbids more tags
+        exp_space = _exp_space_fits(torch, padded, T, S, allowed, start_ok)
+        forward = _log_partition if exp_space else _log_partition_logsumexp
+        log_z = forward(torch, padded, lens, T, S, allowed, start_ok)
+        log_gold = forward(torch, padded, lens, T, S, allowed, start_ok, keep_t)
         loss = (log_z - log_gold).sum() / n_known
         loss.backward()
     return (

@@ -100,6 +100,14 @@ REPORTS = {
         # sigmoid and auto (the averaged sigmoid on ATIS, which has multi-intent queries).
         "intent_loss_x30": (INTENT_LOSS_X30[0], INTENT_LOSS_X30[1] + ",joint+intent_weight=0.1+intent_loss=auto+head_lr_factor=30"),
         "levers_crf_mix": CRF_MIX,
+        # The CRF on the recipe with heads at 10x the learn rate (`project.yml` crf-x10), beside
+        # NER-only and the recipe at x10, and both at x30 with a CRF.
+        "levers_crf_x10": (
+            "0,1,2",
+            "ner_only+head_lr_factor=10,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10,"
+            "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10+components.intent_ner.model.crf=true,"
+            f"{_NER30}+components.intent_ner.model.crf=true,{_X30}+components.intent_ner.model.crf=true",
+        ),
         "intent_sets": INTENT_SETS,
         "default": DEFAULT,
         # The default with first-sub-word pooling (`project.yml` levers-x30), on the same seeds.

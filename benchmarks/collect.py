@@ -216,9 +216,9 @@ REPORTS = {
         "intent_sets": INTENT_SETS,
         "default": DEFAULT,
         # A CRF on the NER head of the shipped default and of NER-only x30 (`project.yml`
-        # crf-many-intents), seed 0.
-        "levers_crf_seed0": (
-            "0",
+        # crf-many-intents), 3 seeds.
+        "levers_crf": (
+            "0,1,2",
             f"{_NER30},default,{_NER30}+components.intent_ner.model.crf=true,default+components.intent_ner.model.crf=true",
         ),
     },

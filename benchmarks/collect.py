@@ -28,11 +28,16 @@ from spacy_multitask_intent import results_table  # noqa: E402
 # heads at 30x the learn rate), and NER-only at the same head rate: most tables compare against them.
 _X30 = "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=30"
 _NER30 = "ner_only+head_lr_factor=30"
+# The same at heads 10x the learn rate (an earlier default).
+_X10 = "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10"
+_NER10 = "ner_only+head_lr_factor=10"
+# The overrides that turn a lever on (joined to a variant with "+").
+_CRF = "components.intent_ner.model.crf=true"
+_POOL_FIRST = "components.intent_ner.model.encoder.pooling=first"
 
 # The heads' learn-rate factor: NER-only and the default's recipe at the learn rate, x10 and x30
 # (the default's setting).
-HEAD_LR = ("0,1,2", "ner_only,joint+intent_weight=0.1+intent_loss=softmax,ner_only+head_lr_factor=10,"
-           f"joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10,{_NER30},{_X30}")
+HEAD_LR = ("0,1,2", f"ner_only,joint+intent_weight=0.1+intent_loss=softmax,{_NER10},{_X10},{_NER30},{_X30}")
 
 # The summed sigmoid intent head against softmax (the default) at the default's weight and head
 # rate, and NER-only at the same head rate.
@@ -40,8 +45,7 @@ INTENT_LOSS_X30 = ("0,1,2", f"{_NER30},{_X30},joint+intent_weight=0.1+intent_los
 
 # A CRF on the NER head (the default and NER-only) and the default with a scalar mix of the
 # encoder's last 4 hidden states, beside NER-only and the default at heads x30 (`project.yml` levers).
-CRF_MIX = ("0,1,2", f"{_NER30},{_X30},{_NER30}+components.intent_ner.model.crf=true,"
-           f"{_X30}+components.intent_ner.model.crf=true,{_X30}+components.intent_ner.model.encoder.scalar_mix=4")
+CRF_MIX = ("0,1,2", f"{_NER30},{_X30},{_NER30}+{_CRF},{_X30}+{_CRF},{_X30}+components.intent_ner.model.encoder.scalar_mix=4")
 
 # Each accuracy lever added to the default's recipe at heads x30 (first-sub-word pooling, label
 # smoothing, an MLP head, the scalar mix, the CRF), beside NER-only and the recipe itself.
@@ -50,11 +54,11 @@ LEVERS_X30 = ",".join(
     + [
         f"{_X30}+{lever}"
         for lever in (
-            "components.intent_ner.model.encoder.pooling=first",
+            _POOL_FIRST,
             "label_smoothing=0.1",
             "components.intent_ner.model.hidden_width=256",
             "components.intent_ner.model.encoder.scalar_mix=4",
-            "components.intent_ner.model.crf=true",
+            _CRF,
         )
     ]
 )
@@ -102,16 +106,11 @@ REPORTS = {
         "levers_crf_mix": CRF_MIX,
         # The CRF on the recipe with heads at 10x the learn rate (`project.yml` crf-x10), beside
         # NER-only and the recipe at x10, and both at x30 with a CRF.
-        "levers_crf_x10": (
-            "0,1,2",
-            "ner_only+head_lr_factor=10,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10,"
-            "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10+components.intent_ner.model.crf=true,"
-            f"{_NER30}+components.intent_ner.model.crf=true,{_X30}+components.intent_ner.model.crf=true",
-        ),
+        "levers_crf_x10": ("0,1,2", f"{_NER10},{_X10},{_X10}+{_CRF},{_NER30}+{_CRF},{_X30}+{_CRF}"),
         "intent_sets": INTENT_SETS,
         "default": DEFAULT,
         # The default with first-sub-word pooling (`project.yml` levers-x30), on the same seeds.
-        "pooling_first": ("0,1", "default,default+components.intent_ner.model.encoder.pooling=first"),
+        "pooling_first": ("0,1", f"default,default+{_POOL_FIRST}"),
         # The default and NER-only (heads x30) at 1,500 steps and at the base config's budget, 3,000.
         "default_3000": (
             "0,1,2",
@@ -170,12 +169,10 @@ REPORTS = {
         "default": ("0,1,2", f"{_NER30},{_X30},default"),
         "levers": (  # accuracy levers on the default (joint 0.1, softmax), 1,500 steps
             "0,1,2",
-            "ner_only,joint+intent_weight=0.1+intent_loss=softmax,ner_only+head_lr_factor=10,"
-            "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10,"
+            f"ner_only,joint+intent_weight=0.1+intent_loss=softmax,{_NER10},{_X10},"
             "joint+intent_weight=0.1+intent_loss=softmax+label_smoothing=0.1,"
             "joint+intent_weight=0.1+intent_loss=softmax+components.intent_ner.model.hidden_width=256,"
-            "joint+intent_weight=0.1+intent_loss=softmax+components.intent_ner.model.encoder.pooling=first,"
-            f"{_NER30},{_X30}",
+            f"joint+intent_weight=0.1+intent_loss=softmax+{_POOL_FIRST},{_NER30},{_X30}",
         ),
         # The accuracy levers on the default's recipe at heads x30, 1,500 steps (`project.yml`
         # levers-x30; the runs of pooling, label smoothing, the MLP head and the scalar mix's seeds
@@ -191,9 +188,7 @@ REPORTS = {
     "store_lookup_hard": {
         "compare": ("0,1,2", "ner_only,joint+intent_weight=0.5+intent_loss=softmax,alternating,joint+intent_weight=0.1+intent_loss=softmax"),
         "head_lr": HEAD_LR,
-        "pooling_first_seed0": ("0", "ner_only+head_lr_factor=10,joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10,"
-                                "ner_only+head_lr_factor=10+components.intent_ner.model.encoder.pooling=first,"
-                                "joint+intent_weight=0.1+intent_loss=softmax+head_lr_factor=10+components.intent_ner.model.encoder.pooling=first"),
+        "pooling_first_seed0": ("0", f"{_NER10},{_X10},{_NER10}+{_POOL_FIRST},{_X10}+{_POOL_FIRST}"),
         # The default (heads x30), NER-only at the same rate, the summed sigmoid intent head and
         # softmax_sets over five seeds (the split's seed sd is large).
         "seeds5_x30": ("0,1,2,3,4", INTENT_SETS[1]),
@@ -219,7 +214,7 @@ REPORTS = {
         # crf-many-intents), 3 seeds.
         "levers_crf": (
             "0,1,2",
-            f"{_NER30},default,{_NER30}+components.intent_ner.model.crf=true,default+components.intent_ner.model.crf=true",
+            f"{_NER30},default,{_NER30}+{_CRF},default+{_CRF}",
         ),
     },
 }

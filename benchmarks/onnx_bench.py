@@ -62,55 +62,51 @@ TARGETS = {
 log = bench.log
 
 
+# --in-turn: ORT int8 with a batch's buckets run one at a time on the session's own
+# thread pool (OnnxRuntime.workers = 1), beside the default (one bucket per torch thread,
+# side by side).
+IN_TURN = "ort_int8_in_turn"
+
+
 def load_system(name, paths):
     if name == "floor":
         return bench.Floor(paths["floor"])
-    nlp = spacy.load(paths[name.replace("int8", "fp32") if name == "torch_int8" else name])
+    source = {"torch_int8": "torch_fp32", IN_TURN: "ort_int8"}.get(name, name)
+    nlp = spacy.load(paths[source])
     if name == "torch_int8":
         quantize_int8(nlp.get_pipe(bench.intent_ner_name(nlp)))
+    if name == IN_TURN:
+        nlp.get_pipe(bench.intent_ner_name(nlp)).model.attrs["runtime"].workers = 1
     return nlp
 
 
 # ------------------------------------------------------------- agreement
-def _bucketed(docs, size=32):
-    order = sorted(range(len(docs)), key=lambda i: len(docs[i]))
-    return [order[b : b + size] for b in range(0, len(order), size)]
-
-
 def predict_capture(nlp, examples):
     """One predict pass of the pipeline's intent_ner over the examples'
-    gold-token docs: (logits per bucket, annotated docs, scores)."""
-    import spacy_multitask_intent.component as component
+    gold-token docs, as nlp.pipe(batch_size=256): (logits per doc with words,
+    in doc order, annotated docs, scores).  The logits are taken per doc, so
+    runtimes that cut a batch into different buckets compare doc by doc."""
     from spacy.training import Example
 
     name = bench.intent_ner_name(nlp)
     proc = nlp.get_pipe(name)
-    captured = []
+    per_doc = {}
+
+    def record(docs, out):
+        outputs, lengths = out
+        splits = numpy.cumsum(lengths)[:-1]
+        parts = [numpy.split(numpy.asarray(o), splits) for o in outputs]
+        for k, d in enumerate(docs):
+            per_doc[id(d)] = [p[k] for p in parts]
+        return out
+
     runtime = proc.model.attrs.get("runtime")
-    if runtime is not None:
-        orig = runtime.predict_logits
-
-        def hook(docs):
-            out = orig(docs)
-            captured.append([numpy.asarray(o) for o in out[0]])
-            return out
-
-        runtime.predict_logits = hook
-    else:  # the torch path: the arrays' fast path, or spacy-transformers' path + predict_heads
-        orig, orig_fast = component.predict_heads, component.fast_logits
-
-        def hook(X, heads):
-            out = orig(X, heads)
-            captured.append([numpy.asarray(o) for o in out])
-            return out
-
-        def hook_fast(model, docs, heads):
-            out = orig_fast(model, docs, heads)
-            if out is not None:
-                captured.append([numpy.asarray(o) for o in out[0]])
-            return out
-
-        component.predict_heads, component.fast_logits = hook, hook_fast
+    if runtime is not None:  # ONNX Runtime: every bucket goes through OnnxRuntime._run
+        orig = runtime._run
+        runtime._run = lambda session, docs: record(docs, orig(session, docs))
+    else:  # the torch path: every bucket goes through IntentNER._torch_logits
+        orig = proc._torch_logits
+        proc._torch_logits = lambda docs, heads: record(docs, orig(docs, heads))
     try:
         docs = [eg.predicted.copy() for eg in examples]
         for b in range(0, len(docs), 256):  # as nlp.pipe(batch_size=256)
@@ -118,16 +114,16 @@ def predict_capture(nlp, examples):
             proc.set_annotations(batch, proc.predict(batch))
     finally:
         if runtime is not None:
-            runtime.predict_logits = orig
+            del runtime._run
         else:
-            component.predict_heads, component.fast_logits = orig, orig_fast
+            del proc._torch_logits
     egs = [Example(d, eg.reference) for d, eg in zip(docs, examples)]
-    return captured, docs, egs
+    return [per_doc[id(d)] for d in docs if id(d) in per_doc], docs, egs
 
 
 def same_answers(systems, path, split=None, names=("torch_fp32", "ort_fp32", "ort_int8")):
     """Each system once over every doc of `path` (gold tokens): ORT vs torch
-    fp32 max |logit difference| (the same length-sorted buckets), identical
+    fp32 max |logit difference| (doc by doc), identical
     spans and intents, and entity F1 / intent accuracy (on [:split] and
     [split:] too)."""
     ref_nlp = systems["torch_fp32"]
@@ -323,6 +319,9 @@ def summarize_isolated(R, rounds):
         "torch_fp32_b32_vs_floor": [r["torch_fp32"]["throughput"]["32"]["qps"] / r["floor"]["throughput"]["32"]["qps"]
                                     for r in rounds],
     }
+    if IN_TURN in SYSTEMS:
+        R["isolated_ratios"][f"{IN_TURN}_b32_vs_torch_fp32"] = [
+            r[IN_TURN]["throughput"]["32"]["qps"] / r["torch_fp32"]["throughput"]["32"]["qps"] for r in rounds]
 
 
 def size_on_disk(name, paths, systems):
@@ -355,6 +354,9 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true", help="small sample sizes: a smoke test")
     p.add_argument("--isolated", action="store_true",
                    help="time each system in its own child process, the systems in turn, --rounds times")
+    p.add_argument("--in-turn", action="store_true",
+                   help=f"a sixth system, {IN_TURN}: ORT int8 running a batch's buckets one at a time "
+                        "on the session's thread pool instead of side by side")
     a = p.parse_args(argv)
     if a.quick:
         a.n_queries, a.n_queries_b1, a.latency_calls, a.rss_queries = 64, 16, 20, 64
@@ -368,7 +370,10 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    global SYSTEMS
     args = parse_args(argv)
+    if args.in_turn:
+        SYSTEMS = SYSTEMS + (IN_TURN,)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="onnx_bench_"))
@@ -397,11 +402,12 @@ def main(argv=None):
     torch_nlp = spacy.load(args.model)
     enc_cfg = torch_nlp.config.interpolate()["components"][bench.intent_ner_name(torch_nlp)]["model"].get("encoder", {})
     paths["floor"] = Path(resolve_encoder_name(enc_cfg.get("name", "all-MiniLM-L6-v2")))
+    paths[IN_TURN] = paths["ort_int8"]
     R["paths"] = {k: str(v) for k, v in paths.items()}
 
     # ---- same answers
     systems = {"torch_fp32": torch_nlp}
-    for name in ("torch_int8", "ort_fp32", "ort_int8"):
+    for name in ("torch_int8", "ort_fp32", "ort_int8") + ((IN_TURN,) if args.in_turn else ()):
         if args.accuracy_only and name not in args.accuracy_systems.split(","):
             continue
         systems[name] = load_system(name, paths)  # torch_int8: quantized from a fresh load

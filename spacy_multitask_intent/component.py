@@ -560,7 +560,6 @@ class IntentNER(TrainablePipe):
         idx = [i for i, d in enumerate(docs) if _has_words(d)]
         if not idx or not self.model.get_ref("ner_head").has_dim("nO"):
             return ner_out, intent_out
-        ops = self.model.ops
         heads = [self.model.get_ref("ner_head")]
         if self.uses_intents:
             heads.append(self.model.get_ref("intent_head"))
@@ -569,22 +568,16 @@ class IntentNER(TrainablePipe):
         # pass computes 37 padding positions for the short one.
         idx.sort(key=lambda i: len(docs[i]))
         size = max(1, int(self.cfg.get("bucket_size", 32)))
-        for b in range(0, len(idx), size):
-            bucket = idx[b : b + size]
-            # One prediction at a time per process (torch still uses all
-            # cores inside each one): a training step in another thread
-            # switches the shared torch modules to train(), i.e. dropout on.
+        if runtime is not None:  # encoder + heads in one ONNX graph (onnx.py)
+            size = runtime.bucket_size(len(idx), size)
+        buckets = [idx[b : b + size] for b in range(0, len(idx), size)]
+        if runtime is not None:
+            # Buckets side by side, one core each (OnnxRuntime.predict_many).
             with predict_lock():
-                if runtime is not None:  # encoder + heads in one ONNX graph (onnx.py)
-                    outputs, lengths = runtime.predict_logits([docs[i] for i in bucket])
-                else:
-                    enable_fast_predict(self.model)  # eval + inference_mode; see inference.py
-                    fast = fast_logits(self.model, [docs[i] for i in bucket], heads)
-                    if fast is not None:  # short docs: wordpieces.py's arrays, one torch block
-                        outputs, lengths = [ops.to_numpy(y) for y in fast[0]], fast[1]
-                    else:
-                        X, lengths, _ = encode(self.model, [docs[i] for i in bucket], False)
-                        outputs = [ops.to_numpy(y) for y in predict_heads(X, heads)]
+                results = runtime.predict_many([[docs[i] for i in bucket] for bucket in buckets])
+        else:
+            results = (self._torch_logits([docs[i] for i in bucket], heads) for bucket in buckets)
+        for bucket, (outputs, lengths) in zip(buckets, results):
             splits = numpy.cumsum(lengths)[:-1]
             for i, part in zip(bucket, numpy.split(_softmax(outputs[0]), splits)):
                 ner_out[i] = part
@@ -596,6 +589,21 @@ class IntentNER(TrainablePipe):
                 for i, part in zip(bucket, numpy.split(probs, splits)):
                     intent_out[i] = part
         return ner_out, intent_out
+
+    def _torch_logits(self, docs: List[Doc], heads: List[Model]) -> Tuple[list, List[int]]:
+        """(logits of each head for the docs' words stacked, word counts) on
+        the torch encoder."""
+        ops = self.model.ops
+        # One prediction at a time per process (torch still uses all cores
+        # inside each one): a training step in another thread switches the
+        # shared torch modules to train(), i.e. dropout on.
+        with predict_lock():
+            enable_fast_predict(self.model)  # eval + inference_mode; see inference.py
+            fast = fast_logits(self.model, docs, heads)
+            if fast is not None:  # short docs: wordpieces.py's arrays, one torch block
+                return [ops.to_numpy(y) for y in fast[0]], fast[1]
+            X, lengths, _ = encode(self.model, docs, False)
+            return [ops.to_numpy(y) for y in predict_heads(X, heads)], lengths
 
     def set_annotations(self, docs: Iterable[Doc], scores) -> None:
         docs = list(docs)

@@ -72,6 +72,13 @@ class OnnxRuntime:
         self.source: Optional[Path] = None  # the component directory it was loaded from
         self._pid = os.getpid()
         self._lock = threading.Lock()
+        # Buckets run side by side, each on one core (predict_many): None =
+        # as many as torch has threads (n_workers); 1 = one bucket at a time
+        # on the session's own thread pool.
+        self.workers: Optional[int] = None
+        self._single = None  # the one-thread session the side-by-side buckets share
+        self._pool, self._pool_size = None, 0
+        self._forked = False  # a forked worker process: one thread, one bucket at a time
         from spacy_transformers.span_getters import configure_strided_spans
 
         self.get_spans = configure_strided_spans(self.window, self.stride)
@@ -113,6 +120,7 @@ class OnnxRuntime:
             raise ValueError(f"intent_ner: cannot load the tokenizer in {tok_path}: {err}") from err
         self.session, self.tokenizer, self.meta, self.source = session, tokenizer, meta, path
         self._pid = os.getpid()
+        self._single = self._pool = None
 
     def to_disk(self, path: Union[str, Path]) -> None:
         """Write ``model.onnx`` and ``tokenizer/`` into the component directory."""
@@ -145,8 +153,57 @@ class OnnxRuntime:
             with self._lock:
                 if pid != self._pid:
                     self.session = _new_session(self.source / ONNX_FILE, threads=1)
-                    self._pid = pid
+                    self._single = self._pool = None
+                    self._pid, self._forked = pid, True
         return self.session
+
+    def n_workers(self) -> int:
+        """How many buckets run side by side: ``workers`` if set, by default
+        torch's thread count (``torch.set_num_threads``, ``OMP_NUM_THREADS``;
+        ``serve`` sets it in each of its worker processes, ``annotate
+        --threads`` in each process), so that both runtimes use the same
+        cores; 1 in a forked worker process (whose session has one thread:
+        its siblings have the other cores)."""
+        if self.workers is not None:
+            return max(1, int(self.workers))
+        if os.getpid() != self._pid or self._forked or self.session is None:
+            return 1
+        import torch
+
+        return max(1, torch.get_num_threads())
+
+    def bucket_size(self, n_docs: int, size: int) -> int:
+        """The bucket size for ``n_docs`` docs: at most ``size`` (the
+        component's ``bucket_size``), and small enough that every worker gets
+        two buckets.  The buckets are sorted by length, so they cost unlike
+        amounts; a worker done with a short one takes the next (one bucket per
+        worker leaves a core idle while the longest finishes)."""
+        workers = self.n_workers()
+        return max(1, min(size, -(-n_docs // (2 * workers)))) if workers > 1 else size
+
+    def predict_many(self, buckets: List[List[Doc]]) -> List[Tuple[List[numpy.ndarray], List[int]]]:
+        """``predict_logits`` for each bucket of docs, in order.  With one
+        bucket, or one worker, the buckets run in turn on the session's own
+        thread pool (every core on one bucket).  Otherwise they run side by
+        side, each on one core, in a pool of ``n_workers()`` threads sharing
+        one one-thread session (ONNX Runtime's ``run`` is thread-safe and
+        releases the GIL): for a batch of short queries, a bucket per core
+        keeps the cores busier than every core on each small matrix product
+        in turn (docs/onnx.md, "Buckets side by side")."""
+        session = self._session()
+        workers = min(self.n_workers(), len(buckets))
+        if workers <= 1:
+            return [self._run(session, docs) for docs in buckets]
+        with self._lock:
+            if self._single is None:
+                self._single = _new_session(self.source / ONNX_FILE, threads=1)
+            if self._pool is None or self._pool_size < workers:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="intent_ner-onnx")
+                self._pool_size = workers
+            single, pool = self._single, self._pool
+        return list(pool.map(lambda docs: self._run(single, docs), buckets))
 
     def inputs(self, docs: List[Doc]) -> dict:
         """The graph's inputs for non-empty docs: for short docs the arrays of
@@ -197,7 +254,9 @@ class OnnxRuntime:
     def predict_logits(self, docs: List[Doc]) -> Tuple[List[numpy.ndarray], List[int]]:
         """([NER logits, intent logits] for the docs' words stacked, word counts
         per doc), the same as the torch encoder + ``predict_heads``."""
-        session = self._session()
+        return self._run(self._session(), docs)
+
+    def _run(self, session, docs: List[Doc]) -> Tuple[List[numpy.ndarray], List[int]]:
         feeds = self.inputs(docs)
         if "inputs" in self.meta:  # only the graph's own inputs (see _read_meta)
             feeds = {k: v for k, v in feeds.items() if k in self.meta["inputs"]}

@@ -116,6 +116,34 @@ def test_spacy_load_exported_annotates_like_torch(exported):
         assert r1["intents"] == r2["intents"]
 
 
+def test_buckets_side_by_side_give_the_same_answers(exported):
+    """With several workers the runtime cuts a batch into two buckets per
+    worker and runs them side by side on a one-thread session: the same
+    probabilities, per doc, as one bucket at a time."""
+    base, _ = exported
+    onnx_nlp = spacy.load(base / "onnx")
+    oproc = onnx_nlp.get_pipe("intent_ner")
+    runtime = oproc.model.attrs["runtime"]
+    texts = [t for t in TEXTS if t.strip()] * 3
+    runtime.workers = 1
+    assert runtime.bucket_size(len(texts), 32) == 32
+    in_turn = oproc.predict([onnx_nlp.make_doc(t) for t in texts])
+    assert runtime._single is None  # one worker: the session's own thread pool, no second session
+    runtime.workers = 3
+    assert runtime.bucket_size(len(texts), 32) == -(-len(texts) // 6)
+    assert runtime.bucket_size(len(texts), 4) == 4  # never above the component's bucket_size
+    assert runtime.bucket_size(1, 32) == 1
+    side = oproc.predict([onnx_nlp.make_doc(t) for t in texts])
+    assert runtime._single is not None and runtime._pool is not None
+    for x, y in zip(in_turn[0] + in_turn[1], side[0] + side[1]):
+        numpy.testing.assert_allclose(x, y, atol=1e-5)
+    # the buckets come back in order, whichever thread finishes first
+    docs = [[onnx_nlp.make_doc(t)] for t in texts[:6]]
+    for (out, lengths), (ref, ref_lengths) in zip(runtime.predict_many(docs), [runtime.predict_logits(d) for d in docs]):
+        assert lengths == ref_lengths
+        numpy.testing.assert_allclose(out[0], ref[0], atol=1e-5)
+
+
 def test_exported_gating_applies(exported, tmp_path):
     """The saved gating is used by the exported pipeline: with a gate no
     score can pass, its STORE entities are dropped, as in torch."""

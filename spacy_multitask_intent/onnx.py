@@ -101,7 +101,11 @@ class OnnxRuntime:
                 f"intent_ner: tokenizer directory {tok_path} is missing; the exported pipeline "
                 "directory is incomplete. Re-export it with `python -m spacy_multitask_intent export`."
             )
-        session = _new_session(onnx_path)
+        import torch
+
+        # As many threads as torch has (what serve and annotate set per
+        # process before loading), not ONNX Runtime's own default of every core.
+        session = _new_session(onnx_path, threads=max(1, torch.get_num_threads()))
         meta = _read_meta(session, onnx_path)
         want = {"tags": list(tags), "intents": list(intents) or [""]}
         have = {"tags": meta.get("tags"), "intents": meta.get("intents") or [""]}

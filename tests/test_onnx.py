@@ -144,6 +144,26 @@ def test_buckets_side_by_side_give_the_same_answers(exported):
         numpy.testing.assert_allclose(out[0], ref[0], atol=1e-5)
 
 
+def test_session_threads_follow_torch(exported):
+    """The session gets torch's thread count, which serve and annotate set per
+    process before loading, and the buckets as many workers."""
+    import torch
+
+    base, _ = exported
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        runtime = spacy.load(base / "onnx").get_pipe("intent_ner").model.attrs["runtime"]
+        assert runtime.session.get_session_options().intra_op_num_threads == 1
+        assert runtime.n_workers() == 1
+        torch.set_num_threads(2)
+        runtime = spacy.load(base / "onnx").get_pipe("intent_ner").model.attrs["runtime"]
+        assert runtime.session.get_session_options().intra_op_num_threads == 2
+        assert runtime.n_workers() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_exported_gating_applies(exported, tmp_path):
     """The saved gating is used by the exported pipeline: with a gate no
     score can pass, its STORE entities are dropped, as in torch."""

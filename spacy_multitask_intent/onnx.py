@@ -77,8 +77,8 @@ class OnnxRuntime:
         # on the session's own thread pool.
         self.workers: Optional[int] = None
         self._single = None  # the one-thread session the side-by-side buckets share
-        self._pool, self._pool_size = None, 0
         self._forked = False  # a forked worker process: one thread, one bucket at a time
+        self._inherited = ()  # in a forked worker: the parent's sessions, never freed (_session)
         from spacy_transformers.span_getters import configure_strided_spans
 
         self.get_spans = configure_strided_spans(self.window, self.stride)
@@ -124,7 +124,7 @@ class OnnxRuntime:
             raise ValueError(f"intent_ner: cannot load the tokenizer in {tok_path}: {err}") from err
         self.session, self.tokenizer, self.meta, self.source = session, tokenizer, meta, path
         self._pid = os.getpid()
-        self._single = self._pool = None
+        self._single = None
 
     def to_disk(self, path: Union[str, Path]) -> None:
         """Write ``model.onnx`` and ``tokenizer/`` into the component directory."""
@@ -156,8 +156,12 @@ class OnnxRuntime:
             # parent's thread pool: one fresh single-threaded session per worker.
             with self._lock:
                 if pid != self._pid:
+                    # The parent's sessions are kept, not freed: freeing one in
+                    # the child waits on a condition variable of a thread the
+                    # child does not have, and hangs.
+                    self._inherited = (self.session, self._single)
                     self.session = _new_session(self.source / ONNX_FILE, threads=1)
-                    self._single = self._pool = None
+                    self._single = None
                     self._pid, self._forked = pid, True
         return self.session
 
@@ -201,13 +205,14 @@ class OnnxRuntime:
         with self._lock:
             if self._single is None:
                 self._single = _new_session(self.source / ONNX_FILE, threads=1)
-            if self._pool is None or self._pool_size < workers:
-                from concurrent.futures import ThreadPoolExecutor
+            single = self._single
+        from concurrent.futures import ThreadPoolExecutor
 
-                self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="intent_ner-onnx")
-                self._pool_size = workers
-            single, pool = self._single, self._pool
-        return list(pool.map(lambda docs: self._run(single, docs), buckets))
+        # Threads for this call only: none is left running between calls, so
+        # a fork (nlp.pipe(n_process=...)) never copies a process whose pool
+        # threads hang its child.
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="intent_ner-onnx") as pool:
+            return list(pool.map(lambda docs: self._run(single, docs), buckets))
 
     def inputs(self, docs: List[Doc]) -> dict:
         """The graph's inputs for non-empty docs: for short docs the arrays of

@@ -134,7 +134,7 @@ def test_buckets_side_by_side_give_the_same_answers(exported):
     assert runtime.bucket_size(len(texts), 4) == 4  # never above the component's bucket_size
     assert runtime.bucket_size(1, 32) == 1
     side = oproc.predict([onnx_nlp.make_doc(t) for t in texts])
-    assert runtime._single is not None and runtime._pool is not None
+    assert runtime._single is not None
     for x, y in zip(in_turn[0] + in_turn[1], side[0] + side[1]):
         numpy.testing.assert_allclose(x, y, atol=1e-5)
     # the buckets come back in order, whichever thread finishes first
@@ -142,6 +142,25 @@ def test_buckets_side_by_side_give_the_same_answers(exported):
     for (out, lengths), (ref, ref_lengths) in zip(runtime.predict_many(docs), [runtime.predict_logits(d) for d in docs]):
         assert lengths == ref_lengths
         numpy.testing.assert_allclose(out[0], ref[0], atol=1e-5)
+
+
+def test_exported_pipe_with_two_processes(exported):
+    """nlp.pipe(n_process=2) on an exported pipeline whose parent already ran
+    buckets side by side: each forked worker opens its own one-thread session
+    and runs its buckets in turn, with the parent's answers."""
+    base, _ = exported
+    onnx_nlp = spacy.load(base / "onnx")
+    runtime = onnx_nlp.get_pipe("intent_ner").model.attrs["runtime"]
+    runtime.workers = 2
+    texts = [t for t in TEXTS if t.strip()] * 2
+    serial = [_annotations(d) for d in onnx_nlp.pipe(texts, batch_size=8)]
+    assert runtime._single is not None  # the parent ran its buckets side by side
+    runtime.workers = None
+    parallel = [_annotations(d) for d in onnx_nlp.pipe(texts, n_process=2, batch_size=4)]
+    assert len(parallel) == len(serial)
+    for (e1, c1, _), (e2, c2, _) in zip(serial, parallel):
+        assert e1 == e2
+        assert c1.keys() == c2.keys() and all(c1[k] == pytest.approx(c2[k], abs=1e-5) for k in c1)
 
 
 def test_session_threads_follow_torch(exported):

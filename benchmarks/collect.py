@@ -104,6 +104,10 @@ REPORTS = {
         # sigmoid and auto (the averaged sigmoid on ATIS, which has multi-intent queries).
         "intent_loss_x30": (INTENT_LOSS_X30[0], INTENT_LOSS_X30[1] + ",joint+intent_weight=0.1+intent_loss=auto+head_lr_factor=30"),
         "levers_crf_mix": CRF_MIX,
+        # Label smoothing, the MLP head and the scalar mix on the default's recipe at heads x30
+        # (`project.yml` levers-x30), beside the CRF: SNIPS's levers_x30 without its pooling row
+        # (ATIS's pooling runs are on the shipped default: pooling_first).
+        "levers_x30": ("0,1,2", ",".join(v for v in LEVERS_X30.split(",") if _POOL_FIRST not in v)),
         # The CRF on the recipe with heads at 10x the learn rate (`project.yml` crf-x10), beside
         # NER-only and the recipe at x10, and both at x30 with a CRF.
         "levers_crf_x10": ("0,1,2", f"{_NER10},{_X10},{_X10}+{_CRF},{_NER30}+{_CRF},{_X30}+{_CRF}"),

@@ -77,6 +77,7 @@ class OnnxRuntime:
         # on the session's own thread pool.
         self.workers: Optional[int] = None
         self._single = None  # the one-thread session the side-by-side buckets share
+        self._pool, self._pool_size = None, 0  # the threads that run them, kept between calls
         self._forked = False  # a forked worker process: one thread, one bucket at a time
         self._inherited = ()  # in a forked worker: the parent's sessions, never freed (_session)
         from spacy_transformers.span_getters import configure_strided_spans
@@ -104,7 +105,8 @@ class OnnxRuntime:
         import torch
 
         # As many threads as torch has (what serve and annotate set per
-        # process before loading), not ONNX Runtime's own default of every core.
+        # process before loading), not ONNX Runtime's default of one per
+        # physical core.
         session = _new_session(onnx_path, threads=max(1, torch.get_num_threads()))
         meta = _read_meta(session, onnx_path)
         want = {"tags": list(tags), "intents": list(intents) or [""]}
@@ -161,7 +163,7 @@ class OnnxRuntime:
                     # child does not have, and hangs.
                     self._inherited = (self.session, self._single)
                     self.session = _new_session(self.source / ONNX_FILE, threads=1)
-                    self._single = None
+                    self._single, self._pool = None, None  # the pool's threads stayed in the parent
                     self._pid, self._forked = pid, True
         return self.session
 
@@ -205,14 +207,13 @@ class OnnxRuntime:
         with self._lock:
             if self._single is None:
                 self._single = _new_session(self.source / ONNX_FILE, threads=1)
-            single = self._single
-        from concurrent.futures import ThreadPoolExecutor
+            if self._pool is None or self._pool_size < workers:
+                from concurrent.futures import ThreadPoolExecutor
 
-        # Threads for this call only: none is left running between calls, so
-        # a fork (nlp.pipe(n_process=...)) never copies a process whose pool
-        # threads hang its child.
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="intent_ner-onnx") as pool:
-            return list(pool.map(lambda docs: self._run(single, docs), buckets))
+                self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="intent_ner-onnx")
+                self._pool_size = workers
+            single, pool = self._single, self._pool
+        return list(pool.map(lambda docs: self._run(single, docs), buckets))
 
     def inputs(self, docs: List[Doc]) -> dict:
         """The graph's inputs for non-empty docs: for short docs the arrays of

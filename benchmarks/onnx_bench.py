@@ -407,7 +407,7 @@ def main(argv=None):
 
     # ---- same answers
     systems = {"torch_fp32": torch_nlp}
-    for name in ("torch_int8", "ort_fp32", "ort_int8") + ((IN_TURN,) if args.in_turn else ()):
+    for name in (n for n in SYSTEMS if n not in ("torch_fp32", "floor")):
         if args.accuracy_only and name not in args.accuracy_systems.split(","):
             continue
         systems[name] = load_system(name, paths)  # torch_int8: quantized from a fresh load

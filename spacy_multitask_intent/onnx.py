@@ -78,8 +78,9 @@ class OnnxRuntime:
         self.workers: Optional[int] = None
         self._single = None  # the one-thread session the side-by-side buckets share
         self._pool, self._pool_size = None, 0  # the threads that run them, kept between calls
-        self._forked = False  # a forked worker process: one thread, one bucket at a time
-        self._inherited = ()  # in a forked worker: the parent's sessions, never freed (_session)
+        # In a forked worker process (one thread, one bucket at a time): the
+        # parent's sessions, never freed (_session); empty in the parent.
+        self._inherited = ()
         from spacy_transformers.span_getters import configure_strided_spans
 
         self.get_spans = configure_strided_spans(self.window, self.stride)
@@ -164,7 +165,7 @@ class OnnxRuntime:
                     self._inherited = (self.session, self._single)
                     self.session = _new_session(self.source / ONNX_FILE, threads=1)
                     self._single, self._pool = None, None  # the pool's threads stayed in the parent
-                    self._pid, self._forked = pid, True
+                    self._pid = pid
         return self.session
 
     def n_workers(self) -> int:
@@ -176,7 +177,7 @@ class OnnxRuntime:
         its siblings have the other cores)."""
         if self.workers is not None:
             return max(1, int(self.workers))
-        if os.getpid() != self._pid or self._forked or self.session is None:
+        if os.getpid() != self._pid or self._inherited or self.session is None:
             return 1
         import torch
 
